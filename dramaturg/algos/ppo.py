@@ -1,0 +1,175 @@
+"""Proximal Policy Optimization (Schulman et al. 2017, arXiv:1707.06347).
+
+Clipped surrogate, GAE, optional value clipping, advantage normalisation per minibatch, entropy
+bonus, global gradient clipping, linear annealing of the step size and clip range, and an
+optional early stop of the epochs when the approximate KL passes `target_kl`. Details follow
+"The 37 Implementation Details of PPO" (Huang et al. 2022) and SB3, whose defaults these are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from dramaturg.algos.common import make_policy, scheduled
+from dramaturg.config import RunConfig, non_negative, one_of, positive, require, unit_interval
+from dramaturg.envs.spaces import flat_dim
+from dramaturg.functional import explained_variance, gae, tree_map
+from dramaturg.losses.policy import entropy_bonus, ppo_clip
+from dramaturg.losses.value import clipped_value, value_mse
+from dramaturg.loops import run_on_policy
+from dramaturg.nn import StochasticActor, ValueCritic
+from dramaturg.runtime.session import Result, Session
+
+
+@dataclass(frozen=True)
+class Config(RunConfig):
+    learning_rate: float = 3e-4
+    """Adam step size (start value when lr_schedule is linear)."""
+    lr_schedule: str = "constant"
+    """constant, or linear decay to 0 over total_steps."""
+    n_steps: int = 2048
+    """Rollout length per environment between updates."""
+    batch_size: int = 64
+    """Minibatch size (the whole rollout if it is smaller)."""
+    n_epochs: int = 10
+    """Passes over each rollout."""
+    gamma: float = 0.99
+    """Discount factor."""
+    gae_lambda: float = 0.95
+    """GAE lambda: 0 is one-step TD, 1 is Monte Carlo."""
+    clip_range: float = 0.2
+    """Clip range epsilon of the probability ratio."""
+    clip_range_schedule: str = "constant"
+    """constant, or linear decay of clip_range to 0 over total_steps."""
+    clip_range_vf: float | None = None
+    """Clip range of the value prediction around the old one (None: no value clipping)."""
+    normalize_advantage: bool = True
+    """Normalise advantages to zero mean and unit std per minibatch."""
+    ent_coef: float = 0.0
+    """Weight of the entropy bonus."""
+    vf_coef: float = 0.5
+    """Weight of the value loss."""
+    max_grad_norm: float = 0.5
+    """Clip the global gradient norm to this."""
+    target_kl: float | None = None
+    """Stop the epochs early when the approximate KL exceeds 1.5 times this (None: never)."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the actor (and of the critic unless critic_arch is set)."""
+    critic_arch: tuple[int, ...] | None = None
+    """Hidden layer widths of the critic (None: same as net_arch)."""
+    activation: str = "tanh"
+    """Hidden activation: tanh, relu, elu or gelu."""
+    ortho_init: bool = True
+    """Orthogonal initialisation (hidden gain sqrt 2, policy output 0.01, value output 1)."""
+    log_std_init: float = 0.0
+    """Initial log standard deviation of a Gaussian policy."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "learning_rate", "n_steps", "batch_size", "n_epochs", "clip_range", "max_grad_norm")
+        unit_interval(self, "gamma", "gae_lambda")
+        non_negative(self, "ent_coef", "vf_coef")
+        one_of(self, "lr_schedule", ("constant", "linear"))
+        one_of(self, "clip_range_schedule", ("constant", "linear"))
+        one_of(self, "activation", ("tanh", "relu", "elu", "gelu"))
+        if self.clip_range_vf is not None:
+            positive(self, "clip_range_vf")
+        if self.target_kl is not None:
+            positive(self, "target_kl")
+        require(
+            self,
+            not (self.normalize_advantage and min(self.batch_size, self.n_steps * self.num_envs) < 2),
+            "batch_size",
+            "must be >= 2 (with num_envs * n_steps >= 2) when normalize_advantage is on",
+        )
+
+
+@dataclass
+class State:
+    actor: StochasticActor
+    critic: ValueCritic
+    optimizer: torch.optim.Optimizer
+
+
+def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
+    obs_dim = flat_dim(obs_space)
+    actor = StochasticActor(
+        obs_dim, action_space, cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init
+    ).to(device)
+    critic = ValueCritic(obs_dim, cfg.critic_arch or cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init).to(device)
+    params = [*actor.parameters(), *critic.parameters()]
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)  # eps as baselines / SB3
+    return State(actor, critic, optimizer)
+
+
+def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, torch.Tensor]:
+    """Advantages from the rollout, then n_epochs of minibatch steps on the clipped objective."""
+    lr = scheduled(cfg.learning_rate, cfg.lr_schedule, progress)
+    clip_eps = scheduled(cfg.clip_range, cfg.clip_range_schedule, progress)
+    for group in state.optimizer.param_groups:
+        group["lr"] = lr
+    advantages = gae(
+        rollout.rewards, rollout.values, rollout.next_values, rollout.terminated, rollout.dones,
+        gamma=cfg.gamma, lam=cfg.gae_lambda,
+    )  # [T, B]
+    returns = advantages + rollout.values
+    flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  [T, B, ...] -> [T*B, ...]
+    b_obs = tree_map(flat, rollout.obs)
+    b_actions, b_logp, b_values = flat(rollout.actions), flat(rollout.logp), flat(rollout.values)
+    b_adv, b_returns = flat(advantages), flat(returns)
+    n = b_adv.shape[0]
+    size = min(cfg.batch_size, n)
+    params = [p for group in state.optimizer.param_groups for p in group["params"]]
+    metrics: dict[str, torch.Tensor] = {}
+    for _ in range(cfg.n_epochs):
+        for idx in torch.randperm(n, device=b_adv.device).split(size):
+            mb_obs = tree_map(lambda x: x[idx], b_obs)
+            logp, entropy = state.actor.log_prob_entropy(mb_obs, b_actions[idx])
+            adv = b_adv[idx]
+            if cfg.normalize_advantage:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            pg_loss, pg_metrics = ppo_clip(logp, b_logp[idx], adv, clip_eps=clip_eps)
+            values = state.critic(mb_obs)
+            if cfg.clip_range_vf is None:
+                v_loss, v_metrics = value_mse(values, b_returns[idx])
+            else:
+                v_loss, v_metrics = clipped_value(values, b_values[idx], b_returns[idx], clip=cfg.clip_range_vf)
+            ent_loss, ent_metrics = entropy_bonus(entropy)
+            loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
+            state.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            state.optimizer.step()
+            metrics = pg_metrics | v_metrics | ent_metrics | {"train/grad_norm": grad_norm}
+        if cfg.target_kl is not None and metrics["train/approx_kl"] > 1.5 * cfg.target_kl:
+            break  # early stop as SB3 (a host sync, only when target_kl is set)
+    metrics["train/explained_variance"] = explained_variance(b_values, b_returns)
+    metrics["train/learning_rate"] = torch.tensor(lr)
+    metrics["train/clip_range"] = torch.tensor(clip_eps)
+    return metrics
+
+
+def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
+    session = Session("ppo", cfg, sources=sources, resume=resume)
+    env = session.make_env(gamma=cfg.gamma)
+    state = make(cfg, env.observation_space, env.action_space, session.device)
+    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
+
+    def act(obs):
+        params = state.actor(obs)
+        action = state.actor.head.sample(params)
+        return action, state.actor.head.log_prob(params, action), state.critic(obs)
+
+    session.start(policy, {"state": state})
+    run_on_policy(
+        env,
+        act,
+        state.critic,
+        lambda rollout: update(state, cfg, rollout, session.step / cfg.total_steps),
+        rollout_len=cfg.n_steps,
+        session=session,
+    )
+    return session.finish()

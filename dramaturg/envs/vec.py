@@ -1,0 +1,155 @@
+"""A Gymnasium vector environment seen as batched torch tensors.
+
+Observations come out normalised (if an `ObsNormalizer` is enabled) and rewards scaled (if reward
+normalisation is on); episode returns and lengths are tracked on the raw rewards. Sub-environments
+auto-reset in the same step; the observation that ended an episode is returned as `final_obs`.
+The whole state, including each sub-environment's, can be saved and restored exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import Tensor
+
+from dramaturg.functional import update_moments
+from dramaturg.types import Obs
+
+
+class StepResult(NamedTuple):
+    obs: Obs  # [B, *obs] next observation (first of a new episode where one ended)
+    rewards: Tensor  # [B] float32, scaled if reward normalisation is on
+    terminated: Tensor  # [B] float32
+    truncated: Tensor  # [B] float32
+    final_obs: Obs  # [B, *obs] the true next observation: differs from obs where an episode ended
+    any_done: bool
+    any_truncated: bool
+
+
+class TorchVecEnv:
+    def __init__(self, vec: gym.vector.VectorEnv, *, device: str, gamma: float, obs_norm, normalize_reward: bool):
+        self.vec, self.device, self.gamma = vec, torch.device(device), gamma
+        self.num_envs = vec.num_envs
+        self.observation_space = vec.single_observation_space
+        self.action_space = vec.single_action_space
+        self.obs_norm = obs_norm
+        self.normalize_reward = normalize_reward
+        self.ret_mean = torch.zeros((), dtype=torch.float64)  # running moments of the discounted return
+        self.ret_var = torch.ones((), dtype=torch.float64)
+        self.ret_count = torch.tensor(1e-4, dtype=torch.float64)
+        self.discounted = np.zeros(self.num_envs)
+        self.ep_return = np.zeros(self.num_envs)
+        self.ep_length = np.zeros(self.num_envs, dtype=np.int64)
+        self.finished: list[tuple[float, int]] = []  # (return, length) of episodes ended since read
+        self.raw_obs: Any = None
+        discrete = isinstance(self.action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
+        self._action_dtype = np.int64 if discrete else self.action_space.dtype
+
+    # -- conversion ---------------------------------------------------------------------------
+
+    def _tensor(self, obs: Any) -> Obs:
+        if isinstance(obs, dict):
+            return {k: self._tensor(v) for k, v in obs.items()}
+        return torch.as_tensor(obs, device=self.device)
+
+    def _observe(self, raw: Any, update: bool) -> Obs:
+        obs = self._tensor(raw)
+        if self.obs_norm is not None and self.obs_norm.enabled:
+            if update:
+                self.obs_norm.update(obs)
+            obs = self.obs_norm(obs)
+        return obs
+
+    # -- stepping -----------------------------------------------------------------------------
+
+    def reset(self) -> Obs:
+        raw, _ = self.vec.reset()
+        self.raw_obs = raw
+        return self._observe(raw, update=True)
+
+    def step(self, action: Tensor, *, update_norm: bool = True) -> StepResult:
+        raw, rewards, terminated, truncated, info = self.vec.step(action.cpu().numpy().astype(self._action_dtype, copy=False))
+        done = terminated | truncated
+        self.ep_return += rewards
+        self.ep_length += 1
+        any_done = bool(done.any())
+        final_raw = raw
+        if any_done:
+            idx = np.flatnonzero(done)
+            for i in idx:
+                self.finished.append((float(self.ep_return[i]), int(self.ep_length[i])))
+            self.ep_return[idx] = 0.0
+            self.ep_length[idx] = 0
+            final_raw = _with_final(raw, info, idx)
+        self.raw_obs = raw
+        obs = self._observe(raw, update=update_norm)
+        final_obs = self._observe(final_raw, update=False) if any_done else obs
+        r = torch.as_tensor(self._scale_rewards(rewards, done), device=self.device, dtype=torch.float32)
+        return StepResult(
+            obs,
+            r,
+            torch.as_tensor(terminated, device=self.device, dtype=torch.float32),
+            torch.as_tensor(truncated, device=self.device, dtype=torch.float32),
+            final_obs,
+            any_done,
+            bool(truncated.any()),
+        )
+
+    def _scale_rewards(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
+        # SB3 VecNormalize: divide by the running std of the discounted return, clip to [-10, 10]
+        if not self.normalize_reward:
+            return rewards
+        self.discounted = self.discounted * self.gamma + rewards
+        self.ret_mean, self.ret_var, self.ret_count = update_moments(
+            self.ret_mean, self.ret_var, self.ret_count, torch.as_tensor(self.discounted)
+        )
+        self.discounted[done] = 0.0
+        return np.clip(rewards / np.sqrt(self.ret_var.item() + 1e-8), -10.0, 10.0)
+
+    def pop_finished(self) -> list[tuple[float, int]]:
+        done, self.finished = self.finished, []
+        return done
+
+    def close(self) -> None:
+        self.vec.close()
+
+    # -- exact save and restore -----------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "subenvs": list(self.vec.get_attr("replay_state")),
+            "ret_moments": torch.stack([self.ret_mean, self.ret_var, self.ret_count]),
+            "discounted": torch.as_tensor(self.discounted),
+            "ep_return": torch.as_tensor(self.ep_return),
+            "ep_length": torch.as_tensor(self.ep_length),
+            "finished": [list(x) for x in self.finished],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> Obs:
+        """Rebuild every sub-environment by replaying its episode; returns the current observation."""
+        raw, _ = self.vec.reset(options={"replay": state["subenvs"]})
+        self.raw_obs = raw
+        self.ret_mean, self.ret_var, self.ret_count = state["ret_moments"].to(torch.float64).unbind()
+        self.discounted = state["discounted"].numpy().astype(np.float64)
+        self.ep_return = state["ep_return"].numpy().astype(np.float64)
+        self.ep_length = state["ep_length"].numpy().astype(np.int64)
+        self.finished = [(float(r), int(n)) for r, n in state["finished"]]
+        return self._observe(raw, update=False)
+
+
+def _with_final(raw: Any, info: dict[str, Any], idx: np.ndarray) -> Any:
+    """A copy of the batched observation whose rows `idx` hold the episode's final observation."""
+    final = info["final_obs"]
+    if isinstance(raw, dict):
+        out = {k: v.copy() for k, v in raw.items()}
+        for i in idx:
+            for k in out:
+                out[k][i] = final[i][k]
+        return out
+    out = raw.copy()
+    for i in idx:
+        out[i] = final[i]
+    return out

@@ -1,0 +1,52 @@
+"""Collect a rollout of T steps from B environments, update on it, repeat."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from dramaturg.data import RolloutStorage
+from dramaturg.functional import tree_index
+from dramaturg.types import Obs, Rollout
+
+ActFn = Callable[[Obs], tuple[Tensor, Tensor, Tensor]]  # obs -> (action, logp, value), [B, ...]
+ValueFn = Callable[[Obs], Tensor]  # obs -> V(obs), [N]
+UpdateFn = Callable[[Rollout], dict[str, Tensor]]
+
+
+def run_on_policy(env, act_fn: ActFn, value_fn: ValueFn, update_fn: UpdateFn, *, rollout_len: int, session) -> None:
+    """`env` is a TorchVecEnv, `session` a runtime Session already started with `obs`."""
+    obs = session.obs
+    storage = RolloutStorage(rollout_len)
+    B = env.num_envs
+    while not session.done:
+        truncation_values = torch.zeros(rollout_len, B, device=session.device)
+        for t in range(rollout_len):
+            with torch.no_grad():
+                action, logp, value = act_fn(obs)
+            step = env.step(session.policy.to_env(action))
+            if step.any_truncated:
+                # bootstrap from the state the time limit cut off (Pardo et al. 2018)
+                idx = step.truncated.nonzero().squeeze(-1)
+                with torch.no_grad():
+                    truncation_values[t, idx] = value_fn(tree_index(step.final_obs, idx))
+            storage.add(
+                t,
+                obs=obs,
+                actions=action,
+                logp=logp,
+                values=value,
+                rewards=step.rewards,
+                terminated=step.terminated,
+                truncated=step.truncated,
+            )
+            obs = step.obs
+            session.advance(B)
+        with torch.no_grad():
+            last_values = value_fn(obs)
+        metrics = update_fn(storage.rollout(last_values, truncation_values))
+        session.updates += 1
+        session.obs = obs
+        session.tick(metrics)

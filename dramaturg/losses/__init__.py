@@ -1,0 +1,1 @@
+"""Pure losses: tensors in, (scalar loss, detached metrics) out; hyperparameters keyword-only."""

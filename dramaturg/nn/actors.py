@@ -1,0 +1,73 @@
+"""Actors: an MLP torso over the flattened observation and an action head."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import gymnasium as gym
+import torch
+from torch import Tensor, nn
+
+from dramaturg.nn.heads import CategoricalHead, GaussianHead, MultiCategoricalHead, TanhGaussianHead
+from dramaturg.nn.mlp import flatten_obs, mlp
+from dramaturg.types import Obs
+
+
+class StochasticActor(nn.Module):
+    """pi(a|s): features from an MLP, then a distribution head chosen by the action space."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_space: gym.Space,
+        hidden: Sequence[int],
+        *,
+        activation: str = "tanh",
+        ortho_init: bool = True,
+        log_std_init: float = 0.0,
+        squash: bool = False,
+    ):
+        super().__init__()
+        self.torso = mlp(obs_dim, hidden, None, activation=activation, ortho_init=ortho_init)
+        width = hidden[-1] if hidden else obs_dim
+        if isinstance(action_space, gym.spaces.Discrete):
+            self.head: nn.Module = CategoricalHead(width, int(action_space.n))
+        elif isinstance(action_space, gym.spaces.MultiDiscrete):
+            self.head = MultiCategoricalHead(width, [int(n) for n in action_space.nvec])
+        elif squash:
+            self.head = TanhGaussianHead(width, int(action_space.shape[0]), log_std_init)
+        else:
+            self.head = GaussianHead(width, int(action_space.shape[0]), log_std_init)
+        self.action_map = self.head.action_map
+
+    def forward(self, obs: Obs):
+        return self.head(self.torso(flatten_obs(obs)))
+
+    def sample(self, obs: Obs) -> tuple[Tensor, Tensor]:
+        params = self(obs)
+        action = self.head.sample(params)
+        return action, self.head.log_prob(params, action)
+
+    def act(self, obs: Obs, deterministic: bool = False) -> Tensor:
+        params = self(obs)
+        return self.head.mode(params) if deterministic else self.head.sample(params)
+
+    def log_prob_entropy(self, obs: Obs, action: Tensor) -> tuple[Tensor, Tensor]:
+        params = self(obs)
+        return self.head.log_prob(params, action), self.head.entropy(params)
+
+
+class DeterministicActor(nn.Module):
+    """mu(s) in [-1, 1]^d through tanh (DDPG/TD3)."""
+
+    action_map = "scale"
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "relu"):
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, act_dim, activation=activation)
+
+    def forward(self, obs: Obs) -> Tensor:
+        return torch.tanh(self.net(flatten_obs(obs)))
+
+    def act(self, obs: Obs, deterministic: bool = True) -> Tensor:
+        return self(obs)

@@ -1,0 +1,46 @@
+"""Multi-layer perceptrons and observation flattening."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from dramaturg.types import Obs
+
+ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+
+def mlp(
+    in_dim: int,
+    hidden: Sequence[int],
+    out_dim: int | None,
+    *,
+    activation: str = "relu",
+    ortho_init: bool = False,
+    out_gain: float = 1.0,
+) -> nn.Sequential:
+    """Linear layers with `activation` between them; orthogonal init as in OpenAI baselines
+    (hidden gain sqrt(2), output gain `out_gain`) when `ortho_init`."""
+    layers: list[nn.Module] = []
+    dims = [in_dim, *hidden]
+    for a, b in zip(dims, dims[1:]):
+        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+    if out_dim is not None:
+        layers.append(nn.Linear(dims[-1], out_dim))
+    if ortho_init:
+        linears = [m for m in layers if isinstance(m, nn.Linear)]
+        for i, layer in enumerate(linears):
+            last = out_dim is not None and i == len(linears) - 1
+            nn.init.orthogonal_(layer.weight, gain=out_gain if last else math.sqrt(2))
+            nn.init.zeros_(layer.bias)
+    return nn.Sequential(*layers)
+
+
+def flatten_obs(obs: Obs, batch_dims: int = 1) -> Tensor:
+    """A Box observation flattened past the batch dims; a Dict one concatenated in key order."""
+    if isinstance(obs, dict):
+        return torch.cat([flatten_obs(obs[k], batch_dims) for k in sorted(obs)], dim=-1)
+    return obs.flatten(batch_dims).float() if obs.dim() > batch_dims else obs.float().unsqueeze(-1)

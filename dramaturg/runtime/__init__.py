@@ -1,0 +1,1 @@
+"""Everything around learning: checkpoints, logging, progress, seeding, evaluation, the run folder."""

@@ -1,0 +1,69 @@
+"""Metrics to a long-format CSV (step, time_s, key, value) and to TensorBoard."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HEADER = ["step", "time_s", "key", "value"]
+
+
+class Logger:
+    def __init__(self, run_dir: Path, tensorboard: bool = True):
+        self.path = run_dir / "metrics.csv"
+        self.run_dir = run_dir
+        self.tensorboard = tensorboard
+        self._writer = None
+        self._rows: list[list[Any]] = []
+        self.latest: dict[str, float] = {}
+        if not self.path.exists():
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(HEADER)
+
+    def truncate(self, step: int) -> None:
+        """Drop rows logged after `step` (a resumed run logs them again)."""
+        with open(self.path, newline="") as f:
+            rows = list(csv.reader(f))
+        keep = [rows[0]] + [r for r in rows[1:] if len(r) == 4 and int(r[0]) <= step]
+        with open(self.path, "w", newline="") as f:
+            csv.writer(f).writerows(keep)
+
+    def log(self, step: int, time_s: float, metrics: dict[str, Any]) -> None:
+        for key, value in metrics.items():
+            v = value.item() if isinstance(value, torch.Tensor) else float(value)
+            self.latest[key] = v
+            self._rows.append([step, f"{time_s:.4f}", key, repr(v) if math.isfinite(v) else str(v)])
+
+    def flush(self) -> None:
+        if not self._rows:
+            return
+        with open(self.path, "a", newline="") as f:
+            csv.writer(f).writerows(self._rows)
+        if self.tensorboard:
+            writer = self._tb()
+            for step, _, key, value in self._rows:
+                writer.add_scalar(key, float(value), int(step))
+            writer.flush()
+        self._rows = []
+
+    def _tb(self):
+        if self._writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._writer = SummaryWriter(str(self.run_dir / "tb"))
+        return self._writer
+
+    def close(self) -> None:
+        self.flush()
+        if self._writer is not None:
+            self._writer.close()
+
+
+def read_metrics(run_dir: Path) -> list[tuple[int, float, str, float]]:
+    with open(Path(run_dir) / "metrics.csv", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    return [(int(s), float(t), k, float(v)) for s, t, k, v in rows]
