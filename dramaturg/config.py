@@ -24,9 +24,14 @@ class ConfigError(ValueError):
     """A configuration value outside what is allowed; the message names field, value and range."""
 
 
+def owner(cls: type) -> str:
+    """How errors name a config class: the algorithm's module name, e.g. `ppo`."""
+    return cls.__module__.rsplit(".", 1)[-1] if cls.__module__.startswith("dramaturg.algos") else cls.__qualname__
+
+
 def fail(cfg: Any, name: str, allowed: str) -> typing.NoReturn:
     value = getattr(cfg, name, None)
-    raise ConfigError(f"{type(cfg).__qualname__}.{name} = {value!r} is invalid: {allowed}")
+    raise ConfigError(f"{owner(type(cfg))}: {name} = {value!r} is invalid: {allowed}")
 
 
 def require(cfg: Any, ok: bool, name: str, allowed: str) -> None:
@@ -210,7 +215,7 @@ def parse_value(cls: type, name: str, text: str) -> Any:
                 return tuple(int(v) for v in value if str(v).strip())
         except ValueError:
             continue
-    raise ConfigError(f"{cls.__qualname__}.{name} = {text!r} is invalid: must be of type {_describe(tp)}")
+    raise ConfigError(f"{owner(cls)}: {name} = {text!r} is invalid: must be of type {_describe(tp)}")
 
 
 def suggest(name: str, known: typing.Iterable[str]) -> str:
@@ -223,7 +228,7 @@ def from_dict(cls: type, values: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in names:
-            raise ConfigError(f"{cls.__module__.rsplit('.', 1)[-1]}: unknown field {key!r}{suggest(key, names)}")
+            raise ConfigError(f"{owner(cls)}: unknown field {key!r}{suggest(key, names)}")
     return cls(**values)
 
 

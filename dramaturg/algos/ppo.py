@@ -159,9 +159,8 @@ def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = 
     policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
 
     def act(obs):
-        params = state.actor(obs)
-        action = state.actor.head.sample(params)
-        return action, state.actor.head.log_prob(params, action), state.critic(obs)
+        action, logp = state.actor.sample(obs)
+        return action, logp, state.critic(obs)
 
     session.start(policy, {"state": state})
     run_on_policy(

@@ -41,11 +41,14 @@ class QEnsemble(nn.Module):
         self.activation = ACTIVATIONS[activation]()
         self.members = members
 
-    def forward(self, obs: Obs, action: Tensor) -> Tensor:
+    def forward(self, obs: Obs, action: Tensor, *, detach_params: bool = False) -> Tensor:
+        """Q-values [E, N]; `detach_params` lets gradients reach the inputs but not the weights."""
         x = torch.cat([flatten_obs(obs), action], dim=-1)  # [N, in]
         x = x.unsqueeze(0).expand(self.members, -1, -1)  # [E, N, in]
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if detach_params:
+                w, b = w.detach(), b.detach()
             x = torch.baddbmm(b, x, w)  # [E, N, out]
             if i < last:
                 x = self.activation(x)

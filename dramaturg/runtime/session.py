@@ -112,13 +112,17 @@ class Session:
 
     # -- building -----------------------------------------------------------------------------
 
-    def make_env(self, *, gamma: float = 0.99):
+    def make_env(self, *, gamma: float = 0.99, check_spaces=None):
+        """Build the vectorised environment; `check_spaces(obs_space, action_space)` may refuse
+        the spaces first, from a single probe environment."""
         cfg = self.cfg
         probe = self.make_single_env()
         try:
             obs_space, act_space = probe.observation_space, probe.action_space
         finally:
             probe.close()
+        if check_spaces is not None:
+            check_spaces(obs_space, act_space)
         self.obs_norm = ObsNormalizer(obs_shape(obs_space) if cfg.normalize_obs else None).to(self.device)
         self.env = make_vec_env(
             cfg.env,

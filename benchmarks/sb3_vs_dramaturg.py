@@ -1,0 +1,300 @@
+"""dramaturg vs Stable-Baselines3: seconds and steps to solve, same rl-zoo3 hyperparameters.
+
+Tasks: PPO CartPole-v1 (threshold 475, evaluation every 10k steps) and SAC Pendulum-v1 (-200,
+every 2k). Every run is a child process, launched by this script and timed from Popen to exit, and
+stops at the first deterministic 10-episode evaluation whose mean return reaches the threshold.
+Libraries alternate seed by seed (and which goes first alternates too). Conventions follow
+shared/peers/README.md; see benchmarks/README.md.
+
+    python benchmarks/sb3_vs_dramaturg.py --seeds 1,2,3 --json bench.json
+    python benchmarks/sb3_vs_dramaturg.py --only sb3 --tasks sac-pendulum
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARIES = ("dramaturg", "sb3")
+EVAL_EPISODES = 10
+# total_steps: rl-zoo3's n_timesteps (hyperparams/ppo.yml, sac.yml); lin_X schedules decay over it
+TASKS = {
+    "ppo-cartpole": dict(
+        algo="ppo", env="CartPole-v1", threshold=475.0, eval_every=10_000, total_steps=100_000
+    ),
+    "sac-pendulum": dict(
+        algo="sac", env="Pendulum-v1", threshold=-200.0, eval_every=2_000, total_steps=20_000
+    ),
+}
+
+
+class RunFailed(RuntimeError):
+    pass
+
+
+# -- SB3 side: runs in its own process, prints one JSON line ------------------------------------
+
+
+def sb3_worker(task: str, seed: int, total_steps: int, launched_at: float | None) -> dict:
+    t_import = time.perf_counter()
+    import numpy as np
+    import torch
+    from stable_baselines3 import PPO, SAC
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    import_s = time.perf_counter() - t_import
+    spec = TASKS[task]
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+    t_setup = time.perf_counter()
+    eval_env = make_vec_env(spec["env"], n_envs=1, seed=seed + 10_000)
+    if spec["algo"] == "ppo":  # zoo CartPole-v1; lin_X = X * progress_remaining
+        env = make_vec_env(spec["env"], n_envs=8, seed=seed)  # DummyVecEnv + Monitor, as rl-zoo3
+        hp = dict(n_steps=32, batch_size=256, gae_lambda=0.8, gamma=0.98, n_epochs=20, ent_coef=0.0)
+        hp |= dict(learning_rate=lambda p: p * 1e-3, clip_range=lambda p: p * 0.2)
+        model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **hp)
+    else:  # zoo Pendulum-v1: learning_rate 1e-3, SB3 defaults otherwise
+        env = make_vec_env(spec["env"], n_envs=1, seed=seed)
+        model = SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, device="cpu", verbose=0)
+    setup_s = time.perf_counter() - t_setup
+
+    class StopAtReturn(BaseCallback):
+        """Evaluate when num_timesteps crosses each multiple of eval_every; stop once solved."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.next_eval, self.eval_s, self.evals, self.solved = spec["eval_every"], 0.0, [], None
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps < self.next_eval:
+                return True
+            self.next_eval += spec["eval_every"]
+            t = time.perf_counter()
+            mean, std = evaluate_policy(
+                self.model, eval_env, n_eval_episodes=EVAL_EPISODES, deterministic=True
+            )
+            now = time.perf_counter()
+            self.eval_s += now - t
+            self.evals.append(
+                dict(step=self.num_timesteps, mean_return=float(mean), std_return=float(std))
+                | dict(time_s=now - t_learn)
+            )
+            if mean < spec["threshold"]:
+                return True
+            self.solved = self.evals[-1] | dict(
+                since_launch_s=time.time() - launched_at if launched_at else None
+            )
+            return False
+
+    callback = StopAtReturn()
+    t_learn = time.perf_counter()
+    model.learn(total_timesteps=total_steps, callback=callback)
+    learn_s = time.perf_counter() - t_learn
+    solved = callback.solved or {}
+    return {
+        "solved_step": solved.get("step"),
+        "train_s": solved.get("time_s"),  # learn() start to end of the solving eval, evals included
+        "launch_to_solved_s": solved.get("since_launch_s"),
+        "steps_done": int(model.num_timesteps),
+        "steps_per_s": model.num_timesteps / learn_s,  # evaluation time included
+        "learn_s": learn_s,
+        "eval_s": callback.eval_s,
+        "import_s": import_s,
+        "setup_s": setup_s,
+        "evals": callback.evals,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+# -- the parent: launch, time, compare --------------------------------------------------------
+
+
+def busy_cpu_s() -> float:
+    """CPU-seconds all processes of the machine have used (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        ticks = [int(v) for v in f.readline().split()[1:]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+
+
+def wait_until_idle(patience_s: float, max_cores: float = 0.25) -> float:
+    """Wait (up to patience_s) until other processes use < max_cores; return the last reading.
+    Two torch processes on few cores slow each other down by far more than 2x."""
+    deadline = time.time() + patience_s
+    while True:
+        busy = busy_cpu_s()
+        time.sleep(2.0)
+        cores = (busy_cpu_s() - busy) / 2.0
+        if cores < max_cores or time.time() > deadline:
+            return cores
+        print(f"  waiting: other processes use {cores:.2f} cores", flush=True)
+        time.sleep(8.0)
+
+
+def launch(cmd: list[str]) -> tuple[subprocess.CompletedProcess, dict]:
+    """Run `cmd` from the repo root; time it from Popen to exit, and measure the CPU other
+    processes used meanwhile (runs with foreign_cores well above 0 are not comparable)."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    env = os.environ | {"PYTHONPATH": path}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy, t0 = busy_cpu_s(), time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    foreign = max(0.0, (busy_cpu_s() - busy - own) / wall)
+    return proc, {"process_s": wall, "child_cores": own / wall, "foreign_cores": foreign}
+
+
+def failure(library: str, cmd: list, proc: subprocess.CompletedProcess, hint: str = ""):
+    tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+    return RunFailed(
+        f"{library} run failed (exit code {proc.returncode}): {' '.join(cmd)}\n"
+        f"--- last lines of its output ---\n{tail}\n{hint}"
+    )
+
+
+def run_sb3(task: str, seed: int, total_steps: int) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--sb3-worker", task]
+    cmd += ["--seeds", str(seed), "--max-steps", str(total_steps)]
+    cmd += ["--launched-at", repr(time.time())]
+    proc, timing = launch(cmd)
+    if proc.returncode != 0:
+        raise failure("sb3", cmd, proc)
+    return json.loads(proc.stdout.strip().splitlines()[-1]) | timing
+
+
+def run_dramaturg(task: str, seed: int, total_steps: int, run_dir: Path) -> dict:
+    spec = TASKS[task]
+    cmd = [sys.executable, "-m", "dramaturg", "train", spec["algo"], "--env", spec["env"]]
+    cmd += ["--seed", str(seed), "--total-steps", str(total_steps), "--run-dir", str(run_dir)]
+    cmd += ["--stop-at-return", str(spec["threshold"]), "--eval-every", str(spec["eval_every"])]
+    cmd += ["--eval-episodes", str(EVAL_EPISODES), "--checkpoint-every", "0"]
+    cmd += ["--progress", "false", "--device", "cpu"]
+    proc, timing = launch(cmd)
+    summary_path = run_dir / "summary.json"
+    if proc.returncode != 0 or not summary_path.is_file():
+        hint = (
+            "`python -m dramaturg train` comes with the package core (dramaturg/cli.py, "
+            "dramaturg/__main__.py) and must write RUN_DIR/summary.json; until it works, "
+            "measure the SB3 side alone with --only sb3."
+        )
+        if proc.returncode == 0:
+            hint = f"It exited cleanly but wrote no {summary_path}. " + hint
+        raise failure("dramaturg", cmd, proc, hint)
+    summary = json.loads(summary_path.read_text())
+    return timing | {
+        "solved_step": summary["solved_step"],
+        "train_s": summary["solved_time_s"],  # first env step to end of the solving eval
+        "launch_to_solved_s": summary["solved_process_s"],
+        "steps_done": summary["steps_done"],
+        "steps_per_s": summary["steps_per_s"],
+        "summary": summary,
+        "run_dir": str(run_dir),
+    }
+
+
+ROWS = (  # (label, result field, decimals, show the SB3/dramaturg ratio)
+    ("launch to exit, s (stops at solved)", "process_s", 1, True),
+    ("launch to solved, s (child's clock)", "launch_to_solved_s", 1, True),
+    ("training to solved, s (evals incl.)", "train_s", 1, True),
+    ("env steps at solved", "solved_step", 0, False),
+    ("steps/s (evals incl.)", "steps_per_s", 0, False),
+)
+
+
+def median(runs: list[dict], field: str) -> float | None:
+    """Median over the solved runs (for steps/s: over all runs)."""
+    counted = [r for r in runs if field == "steps_per_s" or r["solved_step"] is not None]
+    values = [r[field] for r in counted if r.get(field) is not None]
+    return statistics.median(values) if values else None
+
+
+def print_table(task: str, results: dict[str, list[dict]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    spec = TASKS[task]
+    libraries = [lib for lib in LIBRARIES if results[lib]]
+    title = f"{task}: first eval >= {spec['threshold']:g}, median over seeds (solved runs)"
+    ratio_column = ["SB3 / dramaturg"] if len(libraries) == 2 else []
+    table = Table("", *libraries, *ratio_column, title=title)
+    solved = [sum(r["solved_step"] is not None for r in results[lib]) for lib in libraries]
+    table.add_row("runs solved", *(f"{n}/{len(results[lib])}" for n, lib in zip(solved, libraries)))
+    for label, field, digits, ratio in ROWS:
+        values = {lib: median(results[lib], field) for lib in libraries}
+        cells = ["-" if v is None else f"{v:,.{digits}f}" for v in values.values()]
+        if ratio and ratio_column and None not in values.values():
+            cells.append(f"{values['sb3'] / values['dramaturg']:.2f}")
+        table.add_row(label, *cells)
+    Console().print(table)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated: {', '.join(TASKS)}")
+    p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
+    p.add_argument("--only", choices=LIBRARIES, help="run one library only")
+    p.add_argument("--max-steps", type=int, help="cap on each run's budget (zoo's n_timesteps)")
+    p.add_argument("--json", help="write every raw number here")
+    p.add_argument("--run-root", help="for dramaturg's run folders (default runs/bench-DATE-TIME)")
+    p.add_argument("--wait-idle", type=float, default=900, help="max s to wait for an idle CPU")
+    p.add_argument("--sb3-worker", choices=TASKS, help=argparse.SUPPRESS)
+    p.add_argument("--launched-at", type=float, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    if args.sb3_worker:
+        print(json.dumps(sb3_worker(args.sb3_worker, seeds[0], args.max_steps, args.launched_at)))
+        return
+
+    tasks = args.tasks.split(",")
+    if unknown := set(tasks) - set(TASKS):
+        p.error(f"unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
+    libraries = [args.only] if args.only else list(LIBRARIES)
+    run_root = Path(args.run_root or ROOT / "runs" / time.strftime("bench-%Y%m%d-%H%M%S"))
+    results = {task: {lib: [] for lib in LIBRARIES} for task in tasks}
+    meta = {"argv": sys.argv, "nproc": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
+    try:
+        for task in tasks:
+            total_steps = min(TASKS[task]["total_steps"], args.max_steps or sys.maxsize)
+            for i, seed in enumerate(seeds):
+                for lib in libraries if i % 2 == 0 else libraries[::-1]:
+                    idle = wait_until_idle(args.wait_idle)
+                    if lib == "sb3":
+                        r = run_sb3(task, seed, total_steps)
+                    else:
+                        r = run_dramaturg(task, seed, total_steps, run_root / f"{task}-seed{seed}")
+                    r |= {"seed": seed, "total_steps": total_steps, "foreign_cores_before": idle}
+                    results[task][lib].append(r)
+                    print(
+                        f"{task} seed {seed} {lib:>9}: solved at {r['solved_step']} steps, "
+                        f"train {r['train_s'] or float('nan'):.1f}s, "
+                        f"process {r['process_s']:.1f}s, "
+                        f"{r['steps_per_s']:,.0f} steps/s, foreign cores {r['foreign_cores']:.2f}",
+                        flush=True,
+                    )
+                    if r["foreign_cores"] > 0.25:
+                        print("  warning: other processes used CPU meanwhile; timings are off")
+            print_table(task, results[task])
+    except RunFailed as e:
+        sys.exit(f"error: {e}")
+    finally:
+        if args.json:
+            raw = {"meta": meta, "tasks": TASKS, "results": results}
+            Path(args.json).write_text(json.dumps(raw, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+import sys
+
+from dramaturg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,154 @@
+"""Soft Actor-Critic (Haarnoja et al. 2018, arXiv:1801.01290; automatic temperature from
+arXiv:1812.05905).
+
+Twin Q-networks evaluated as one ensemble, clipped double-Q soft targets, a tanh-squashed Gaussian
+actor trained through the reparameterisation trick, and the temperature alpha tuned toward a target
+entropy of -dim(A). Defaults are SB3's.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from dramaturg.algos.common import make_policy, require_box_actions
+from dramaturg.config import RunConfig, positive, require, unit_interval
+from dramaturg.data import ReplayBuffer
+from dramaturg.envs.spaces import flat_dim
+from dramaturg.functional import polyak_
+from dramaturg.losses.q import q_regression, sac_actor, td_target, temperature
+from dramaturg.loops import run_off_policy
+from dramaturg.nn import QEnsemble, StochasticActor
+from dramaturg.runtime.session import Result, Session
+
+
+@dataclass(frozen=True)
+class Config(RunConfig):
+    learning_rate: float = 3e-4
+    """Adam step size of actor, critics and temperature."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    learning_starts: int = 100
+    """Environment steps of uniformly random actions before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    tau: float = 0.005
+    """Polyak coefficient of the target critics."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 1
+    """Update every this many environment steps (per environment)."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    ent_coef_init: float = 1.0
+    """Initial entropy temperature alpha."""
+    autotune_entropy: bool = True
+    """Tune alpha toward target_entropy; False keeps it at ent_coef_init."""
+    target_entropy: float | None = None
+    """Target entropy (None: -dim(A))."""
+    net_arch: tuple[int, ...] = (256, 256)
+    """Hidden layer widths of actor and critics."""
+    n_critics: int = 2
+    """Q-networks in the ensemble; the target takes their minimum."""
+    log_std_init: float = 0.0
+    """Initial bias of the actor's log standard deviation output."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "ent_coef_init", "n_critics")
+        unit_interval(self, "gamma")
+        require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
+        require(self, self.learning_starts >= 0, "learning_starts", "must be >= 0")
+        require(self, self.batch_size <= self.buffer_size, "batch_size", f"must be <= buffer_size ({self.buffer_size})")
+        require(self, self.num_envs <= self.buffer_size, "num_envs", f"must be <= buffer_size ({self.buffer_size})")
+
+
+@dataclass
+class State:
+    actor: StochasticActor
+    critic: QEnsemble
+    critic_target: QEnsemble
+    log_alpha: torch.Tensor
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+    alpha_opt: torch.optim.Optimizer
+
+
+def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
+    require_box_actions("sac", action_space)
+    obs_dim, act_dim = flat_dim(obs_space), int(action_space.shape[0])
+    actor = StochasticActor(
+        obs_dim, action_space, cfg.net_arch, activation="relu", ortho_init=False, log_std_init=cfg.log_std_init, squash=True
+    ).to(device)
+    critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=cfg.n_critics).to(device)
+    critic_target = copy.deepcopy(critic).requires_grad_(False)
+    log_alpha = torch.tensor(math.log(cfg.ent_coef_init), device=device, requires_grad=True)
+    return State(
+        actor,
+        critic,
+        critic_target,
+        log_alpha,
+        torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate),
+        torch.optim.Adam(critic.parameters(), lr=cfg.learning_rate),
+        torch.optim.Adam([log_alpha], lr=cfg.learning_rate),
+    )
+
+
+def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str, torch.Tensor]:
+    """One gradient step of temperature, critics and actor, then the target critics."""
+    params = state.actor(batch.obs)
+    action, logp = state.actor.head.rsample(params)  # [N, A], [N]
+    metrics: dict[str, torch.Tensor] = {}
+    if cfg.autotune_entropy:
+        alpha_loss, metrics = temperature(state.log_alpha, logp, target_entropy=target_entropy)
+        state.alpha_opt.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        state.alpha_opt.step()
+    alpha = state.log_alpha.detach().exp()
+
+    with torch.no_grad():
+        next_action, next_logp = state.actor.head.rsample(state.actor(batch.next_obs))
+        next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # [N]
+        target = td_target(batch.rewards, next_q - alpha * next_logp, batch.terminated, gamma=cfg.gamma)
+    q_loss, q_metrics = q_regression(state.critic(batch.obs, batch.actions), target)
+    state.critic_opt.zero_grad(set_to_none=True)
+    q_loss.backward()
+    state.critic_opt.step()
+
+    q_pi = state.critic(batch.obs, action, detach_params=True).min(0).values  # gradient to the actor only
+    actor_loss, actor_metrics = sac_actor(q_pi, logp, alpha)
+    state.actor_opt.zero_grad(set_to_none=True)
+    actor_loss.backward()
+    state.actor_opt.step()
+
+    polyak_(list(state.critic_target.parameters()), list(state.critic.parameters()), cfg.tau)
+    return metrics | q_metrics | actor_metrics
+
+
+def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
+    session = Session("sac", cfg, sources=sources, resume=resume)
+    env = session.make_env(gamma=cfg.gamma, check_spaces=lambda _, actions: require_box_actions("sac", actions))
+    state = make(cfg, env.observation_space, env.action_space, session.device)
+    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
+    buffer = ReplayBuffer(cfg.buffer_size, session.device)
+    act_dim = int(env.action_space.shape[0])
+    target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
+
+    session.start(policy, {"state": state, "buffer": buffer})
+    run_off_policy(
+        env,
+        lambda obs: state.actor.act(obs),
+        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
+        lambda batch: update(state, cfg, batch, target_entropy),
+        buffer,
+        batch_size=cfg.batch_size,
+        learning_starts=cfg.learning_starts,
+        train_freq=cfg.train_freq,
+        gradient_steps=cfg.gradient_steps,
+        session=session,
+    )
+    return session.finish()

@@ -1,0 +1,142 @@
+"""Twin Delayed DDPG (Fujimoto et al. 2018, arXiv:1802.09477).
+
+Clipped double-Q learning with twin critics (one ensemble), target policy smoothing (clipped
+Gaussian noise on the target action), and actor and target updates every `policy_delay` critic
+steps. Gaussian exploration noise on the [-1, 1] action. Defaults are SB3's.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import gymnasium as gym
+import torch
+
+from dramaturg.algos.common import make_policy, require_box_actions
+from dramaturg.config import RunConfig, non_negative, positive, require, unit_interval
+from dramaturg.data import ReplayBuffer
+from dramaturg.envs.spaces import flat_dim
+from dramaturg.functional import polyak_
+from dramaturg.losses.q import deterministic_actor, q_regression, td_target
+from dramaturg.loops import run_off_policy
+from dramaturg.nn import DeterministicActor, QEnsemble
+from dramaturg.runtime.session import Result, Session
+
+
+@dataclass(frozen=True)
+class Config(RunConfig):
+    learning_rate: float = 1e-3
+    """Adam step size of actor and critics."""
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    learning_starts: int = 100
+    """Environment steps of uniformly random actions before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    tau: float = 0.005
+    """Polyak coefficient of the target networks."""
+    gamma: float = 0.99
+    """Discount factor."""
+    train_freq: int = 1
+    """Update every this many environment steps (per environment)."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    policy_delay: int = 2
+    """Critic steps per actor and target update."""
+    target_policy_noise: float = 0.2
+    """Std of the smoothing noise on the target action."""
+    target_noise_clip: float = 0.5
+    """Clip of the smoothing noise."""
+    exploration_noise: float = 0.1
+    """Std of the Gaussian exploration noise on the [-1, 1] action."""
+    net_arch: tuple[int, ...] = (400, 300)
+    """Hidden layer widths of actor and critics."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "policy_delay")
+        non_negative(self, "learning_starts", "target_policy_noise", "target_noise_clip", "exploration_noise")
+        unit_interval(self, "gamma")
+        require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
+        require(self, self.batch_size <= self.buffer_size, "batch_size", f"must be <= buffer_size ({self.buffer_size})")
+        require(self, self.num_envs <= self.buffer_size, "num_envs", f"must be <= buffer_size ({self.buffer_size})")
+
+
+@dataclass
+class State:
+    actor: DeterministicActor
+    actor_target: DeterministicActor
+    critic: QEnsemble
+    critic_target: QEnsemble
+    actor_opt: torch.optim.Optimizer
+    critic_opt: torch.optim.Optimizer
+    critic_steps: int = 0
+
+
+def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
+    require_box_actions("td3", action_space)
+    obs_dim, act_dim = flat_dim(obs_space), int(action_space.shape[0])
+    actor = DeterministicActor(obs_dim, act_dim, cfg.net_arch).to(device)
+    critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=2).to(device)
+    return State(
+        actor,
+        copy.deepcopy(actor).requires_grad_(False),
+        critic,
+        copy.deepcopy(critic).requires_grad_(False),
+        torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate),
+        torch.optim.Adam(critic.parameters(), lr=cfg.learning_rate),
+    )
+
+
+def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        next_action = state.actor_target(batch.next_obs)
+        noise = (torch.randn_like(next_action) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
+        next_action = (next_action + noise).clamp(-1.0, 1.0)  # target policy smoothing (eq. 14)
+        next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # clipped double Q (eq. 10)
+        target = td_target(batch.rewards, next_q, batch.terminated, gamma=cfg.gamma)
+    q_loss, metrics = q_regression(state.critic(batch.obs, batch.actions), target)
+    state.critic_opt.zero_grad(set_to_none=True)
+    q_loss.backward()
+    state.critic_opt.step()
+    state.critic_steps += 1
+
+    if state.critic_steps % cfg.policy_delay == 0:  # delayed policy updates (sec. 5.2)
+        q_pi = state.critic(batch.obs, state.actor(batch.obs), detach_params=True)[0]  # Q_1 as the paper
+        actor_loss, actor_metrics = deterministic_actor(q_pi)
+        state.actor_opt.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        state.actor_opt.step()
+        polyak_(list(state.critic_target.parameters()), list(state.critic.parameters()), cfg.tau)
+        polyak_(list(state.actor_target.parameters()), list(state.actor.parameters()), cfg.tau)
+        metrics |= actor_metrics
+    return metrics
+
+
+def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
+    session = Session("td3", cfg, sources=sources, resume=resume)
+    env = session.make_env(gamma=cfg.gamma, check_spaces=lambda _, actions: require_box_actions("td3", actions))
+    state = make(cfg, env.observation_space, env.action_space, session.device)
+    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
+    buffer = ReplayBuffer(cfg.buffer_size, session.device)
+    act_dim = int(env.action_space.shape[0])
+
+    def explore(obs):
+        action = state.actor(obs)
+        return (action + cfg.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+
+    session.start(policy, {"state": state, "buffer": buffer})
+    run_off_policy(
+        env,
+        explore,
+        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
+        lambda batch: update(state, cfg, batch),
+        buffer,
+        batch_size=cfg.batch_size,
+        learning_starts=cfg.learning_starts,
+        train_freq=cfg.train_freq,
+        gradient_steps=cfg.gradient_steps,
+        session=session,
+    )
+    return session.finish()

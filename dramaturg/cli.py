@@ -1,0 +1,213 @@
+"""The `dramaturg` command: train, eval, plot, list.
+
+    dramaturg train ppo --env CartPole-v1 --total-steps 100000 --seed 1
+    dramaturg train --resume runs/ppo-CartPole-v1-1 --total-steps 200000
+    dramaturg eval runs/ppo-CartPole-v1-1 --episodes 20 --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any, Sequence
+
+from dramaturg import algos
+
+USAGE = """dramaturg train ALGO [--FIELD VALUE ...]     train (ALGO: {algos}); ALGO --help lists the fields
+dramaturg train --config RUN_DIR/config.json  a new run from a saved config (flags override)
+dramaturg train --resume RUN_DIR [--total-steps N]  continue a run from its last checkpoint
+dramaturg eval RUN_DIR [--episodes N] [--env ENV] [--json]
+dramaturg plot RUN_DIR... [--x steps|time] [--out curves.png]
+dramaturg list"""
+
+
+class UsageError(Exception):
+    pass
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def field_parser(algo: str) -> argparse.ArgumentParser:
+    """One option per Config field, with its docstring, type and default as help."""
+    from dramaturg.config import field_docs, field_types
+
+    module = algos.get(algo)
+    parser = argparse.ArgumentParser(
+        prog=f"dramaturg train {algo}",
+        description=f"{algos.ALGORITHMS[algo]}. Fields default to the values below, then to the "
+        "environment's rl-zoo3 preset where one exists, then to what you pass.",
+        argument_default=argparse.SUPPRESS,
+        allow_abbrev=False,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    docs, types = field_docs(module.Config), field_types(module.Config)
+    for f in dataclasses.fields(module.Config):
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kind = str(types[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        parser.add_argument(
+            _flag(f.name),
+            *([f"--{f.name}"] if "_" in f.name else []),
+            dest=f.name,
+            metavar=kind.upper().replace(" ", ""),
+            nargs="?" if types[f.name] is bool else None,
+            const="true" if types[f.name] is bool else None,
+            help=f"{docs.get(f.name, '')} (default: {default!r})",
+        )
+    parser.add_argument("--no-preset", dest="no_preset", action="store_true", help="ignore rl-zoo3 presets")
+    return parser
+
+
+def parse_fields(algo: str, argv: Sequence[str]) -> tuple[dict[str, Any], bool]:
+    from dramaturg.config import ConfigError, parse_value, suggest
+
+    module = algos.get(algo)
+    parser = field_parser(algo)
+    namespace, unknown = parser.parse_known_args(list(argv))
+    if unknown:
+        names = [_flag(f.name) for f in dataclasses.fields(module.Config)]
+        first = next((u for u in unknown if u.startswith("--")), unknown[0])
+        raise ConfigError(f"{algo}: unknown option {first!r}{suggest(first.split('=')[0], names)}")
+    values = vars(namespace)
+    no_preset = values.pop("no_preset", False)
+    return {k: parse_value(module.Config, k, v) for k, v in values.items()}, no_preset
+
+
+def cmd_train(argv: list[str]) -> int:
+    from dramaturg import api
+
+    if argv and argv[0] == "--resume":
+        if len(argv) < 2:
+            raise UsageError("--resume needs a run folder")
+        run_dir, rest = argv[1], argv[2:]
+        record = api.read_run_config(run_dir)
+        overrides, _ = parse_fields(record["algo"], rest)
+        result = api.resume(run_dir, **overrides)
+    elif argv and argv[0] == "--config":
+        if len(argv) < 2:
+            raise UsageError("--config needs a config.json")
+        record = api.read_run_config(argv[1].removesuffix("config.json") or ".")
+        flags, _ = parse_fields(record["algo"], argv[2:])
+        base = {k: v for k, v in record["config"].items() if k != "run_dir"}
+        cfg, sources = api.resolve(record["algo"], flags, base=base)
+        result = algos.get(record["algo"]).train(cfg, sources=sources)
+    else:
+        if not argv or argv[0].startswith("-"):
+            if argv and argv[0] in ("-h", "--help"):
+                print(USAGE.format(algos=", ".join(algos.ALGORITHMS)))
+                return 0
+            raise UsageError("train needs an algorithm, --config or --resume")
+        algo, rest = argv[0], argv[1:]
+        flags, no_preset = parse_fields(algo, rest)
+        cfg, sources = api.resolve(algo, flags, preset=not no_preset)
+        result = algos.get(algo).train(cfg, sources=sources)
+    s = result.summary
+    final = s.get("final_eval", {})
+    line = f"{s['algo']} on {s['env']}: {s['steps_done']} steps in {s['train_time_s']:.1f}s"
+    if final:
+        line += f", eval return {final['mean_return']:.1f} +- {final['std_return']:.1f}"
+    if s["solved_step"] is not None:
+        line += f", reached the target at step {s['solved_step']}"
+    print(f"{line}\nrun folder: {result.run_dir}")
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    import numpy as np
+
+    from dramaturg import api
+    from dramaturg.envs.make import env_factory
+    from dramaturg.runtime.evaluation import evaluate
+
+    parser = argparse.ArgumentParser(prog="dramaturg eval", description="Evaluate a run's final policy.")
+    parser.add_argument("run_dir")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to run (default 10)")
+    parser.add_argument("--env", default=None, help="another environment with the same spaces")
+    parser.add_argument("--env-kwargs", default=None, help="JSON keyword arguments for --env")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
+    parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        raise UsageError("--episodes must be >= 1")
+    record = api.read_run_config(args.run_dir)
+    env_id = args.env or record["config"]["env"]
+    kwargs = json.loads(args.env_kwargs) if args.env_kwargs else (record["config"]["env_kwargs"] if not args.env else {})
+    policy = api.load(args.run_dir)
+    returns = evaluate(policy, env_factory(env_id, kwargs), args.episodes, seed=args.seed, deterministic=not args.stochastic)
+    report = {
+        "run_dir": args.run_dir,
+        "env": env_id,
+        "episodes": args.episodes,
+        "mean_return": float(np.mean(returns)),
+        "std_return": float(np.std(returns)),
+        "returns": [float(r) for r in returns],
+    }
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(f"{env_id}: {report['mean_return']:.2f} +- {report['std_return']:.2f} over {args.episodes} episodes")
+    return 0
+
+
+def cmd_plot(argv: list[str]) -> int:
+    from dramaturg.plotting import plot_runs
+
+    parser = argparse.ArgumentParser(prog="dramaturg plot", description="Learning curves of one or more runs.")
+    parser.add_argument("run_dirs", nargs="+")
+    parser.add_argument("--x", choices=("steps", "time"), default="steps")
+    parser.add_argument("--out", default="curves.png")
+    parser.add_argument("--key", default="eval/mean_return", help="metric to draw (default eval/mean_return)")
+    args = parser.parse_args(argv)
+    print(plot_runs(args.run_dirs, x=args.x, out=args.out, key=args.key))
+    return 0
+
+
+def cmd_list(argv: list[str]) -> int:
+    from dramaturg.presets import PRESETS
+
+    print("algorithms:")
+    for name, text in algos.ALGORITHMS.items():
+        print(f"  {name:<6} {text}")
+    print("environments with tuned presets (any Gymnasium id or package.module:Name works):")
+    envs = sorted({env for table in PRESETS.values() for env in table})
+    for env in envs:
+        have = [a for a in algos.ALGORITHMS if env in PRESETS.get(a, {})]
+        print(f"  {env:<28} {', '.join(have)}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from dramaturg.config import ConfigError
+    from dramaturg.envs.make import EnvError
+    from dramaturg.runtime.checkpoint import CheckpointError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE.format(algos=", ".join(algos.ALGORITHMS)))
+        return 0 if argv else 2
+    command = COMMANDS.get(argv[0])
+    if command is None:
+        print(f"dramaturg: unknown command {argv[0]!r}\n{USAGE.format(algos=', '.join(algos.ALGORITHMS))}", file=sys.stderr)
+        return 2
+    try:
+        return command(argv[1:])
+    except (ConfigError, EnvError, UsageError) as exc:
+        print(f"dramaturg: error: {exc}", file=sys.stderr)
+        return 2
+    except (CheckpointError, FileNotFoundError) as exc:
+        print(f"dramaturg: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dramaturg: interrupted; resume with `dramaturg train --resume RUN_DIR`", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
