@@ -24,13 +24,15 @@ class Logger:
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(HEADER)
 
-    def truncate(self, step: int) -> None:
-        """Drop rows logged after `step` (a resumed run logs them again)."""
-        with open(self.path, newline="") as f:
-            rows = list(csv.reader(f))
-        keep = [rows[0]] + [r for r in rows[1:] if len(r) == 4 and int(r[0]) <= step]
-        with open(self.path, "w", newline="") as f:
-            csv.writer(f).writerows(keep)
+    def size(self) -> int:
+        """Bytes written so far (after a flush): a checkpoint records it."""
+        self.flush()
+        return self.path.stat().st_size
+
+    def truncate(self, size: int) -> None:
+        """Drop what was written after a checkpoint (the resumed run writes it again)."""
+        with open(self.path, "r+b") as f:
+            f.truncate(size)
 
     def log(self, step: int, time_s: float, metrics: dict[str, Any]) -> None:
         for key, value in metrics.items():

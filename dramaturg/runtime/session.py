@@ -249,6 +249,7 @@ class Session:
                 "next_log": self._next_log,
                 "pending_train": {k: v for k, v in (getattr(self, "_pending_train", {}) or {}).items()},
                 "recent_returns": self.recent_returns,
+                "metrics_bytes": self.logger.size(),
             },
         }
 
@@ -269,21 +270,19 @@ class Session:
         self._elapsed_before = counters["train_time"]
         self._pending_train = counters["pending_train"]
         self.recent_returns = list(counters["recent_returns"])
-        self.logger.truncate(self.step)
+        self.logger.truncate(counters["metrics_bytes"])
         set_rng_state(state["rng"])
         return obs
 
     # -- the end ------------------------------------------------------------------------------
 
     def finish(self) -> Result:
+        # the checkpoint first: what is logged after it is dropped again if the run is resumed
+        self.checkpoint()
         self._log_training()
         if self.cfg.eval_episodes and (self.last_eval is None or self.last_eval["step"] != self.step):
-            if self.cfg.eval_every:
-                self._evaluate()
-            else:
-                self.last_eval = self.evaluate() | {"step": self.step}
+            self._evaluate()
         self._progress.close()
-        self.checkpoint()
         write_state(self.run_dir / "policy", {"policy": self.policy.state_dict()})
         final = dict(self.last_eval or {})
         summary = {
