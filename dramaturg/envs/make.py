@@ -30,14 +30,25 @@ def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[
             raise EnvError(f"environment {env!r}: {attr} is not a class or factory function")
         if inspect.isclass(target) and not issubclass(target, gym.Env):
             raise EnvError(f"environment {env!r}: {attr} is a class but not a gymnasium.Env")
-        return lambda: target(**kwargs)
+        return lambda: _build(env, target, kwargs)
     if env not in gym.registry:
         _import_env_packages(env)
     if env not in gym.registry:
         close = difflib.get_close_matches(env, list(gym.registry), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvError(f"unknown environment id {env!r}{hint}")
-    return lambda: gym.make(env, **kwargs)
+    return lambda: _build(env, gym.make, kwargs, env)
+
+
+def _build(name: str, constructor: Callable[..., Any], kwargs: dict[str, Any], *args: Any) -> gym.Env:
+    """Call the constructor; an exception it raises is re-raised naming the environment."""
+    try:
+        made = constructor(*args, **kwargs)
+    except Exception as exc:
+        raise EnvError(f"environment {name!r} failed to construct: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(made, gym.Env):
+        raise EnvError(f"environment {name!r}: the factory returned a {type(made).__name__}, not a gymnasium.Env")
+    return made
 
 
 def _import_env_packages(env: str) -> None:

@@ -37,9 +37,7 @@ class TorchVecEnv:
         self.action_space = vec.single_action_space
         self.obs_norm = obs_norm
         self.normalize_reward = normalize_reward
-        self.ret_mean = torch.zeros((), dtype=torch.float64)  # running moments of the discounted return
-        self.ret_var = torch.ones((), dtype=torch.float64)
-        self.ret_count = torch.tensor(1e-4, dtype=torch.float64)
+        self.ret_moments = np.array([0.0, 1.0, 1e-4])  # mean, var, count of the discounted return
         self.discounted = np.zeros(self.num_envs)
         self.ep_return = np.zeros(self.num_envs)
         self.ep_length = np.zeros(self.num_envs, dtype=np.int64)
@@ -103,11 +101,9 @@ class TorchVecEnv:
         if not self.normalize_reward:
             return rewards
         self.discounted = self.discounted * self.gamma + rewards
-        self.ret_mean, self.ret_var, self.ret_count = update_moments(
-            self.ret_mean, self.ret_var, self.ret_count, torch.as_tensor(self.discounted)
-        )
+        self.ret_moments = np.array(update_moments(*self.ret_moments, self.discounted))
         self.discounted[done] = 0.0
-        return np.clip(rewards / np.sqrt(self.ret_var.item() + 1e-8), -10.0, 10.0)
+        return np.clip(rewards / np.sqrt(self.ret_moments[1] + 1e-8), -10.0, 10.0)
 
     def pop_finished(self) -> list[tuple[float, int]]:
         done, self.finished = self.finished, []
@@ -121,7 +117,7 @@ class TorchVecEnv:
     def state_dict(self) -> dict[str, Any]:
         return {
             "subenvs": list(self.vec.get_attr("replay_state")),
-            "ret_moments": torch.stack([self.ret_mean, self.ret_var, self.ret_count]),
+            "ret_moments": torch.as_tensor(self.ret_moments),
             "discounted": torch.as_tensor(self.discounted),
             "ep_return": torch.as_tensor(self.ep_return),
             "ep_length": torch.as_tensor(self.ep_length),
@@ -132,7 +128,7 @@ class TorchVecEnv:
         """Rebuild every sub-environment by replaying its episode; returns the current observation."""
         raw, _ = self.vec.reset(options={"replay": state["subenvs"]})
         self.raw_obs = raw
-        self.ret_mean, self.ret_var, self.ret_count = state["ret_moments"].to(torch.float64).unbind()
+        self.ret_moments = state["ret_moments"].numpy().astype(np.float64)
         self.discounted = state["discounted"].numpy().astype(np.float64)
         self.ep_return = state["ep_return"].numpy().astype(np.float64)
         self.ep_length = state["ep_length"].numpy().astype(np.int64)

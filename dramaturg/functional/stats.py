@@ -6,18 +6,20 @@ import torch
 from torch import Tensor
 
 
-def update_moments(
-    mean: Tensor, var: Tensor, count: Tensor, batch: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Merge a batch [N, *shape] into running (mean, var, count) (Chan et al. 1979, parallel form)."""
-    batch = batch.to(mean.dtype)
-    batch_mean = batch.mean(0)
-    batch_var = batch.var(0, unbiased=False)
+def update_moments(mean, var, count, batch):
+    """Merge a batch [N, *shape] into running (mean, var, count) (Chan et al. 1979, parallel form).
+
+    Works on torch tensors and on numpy arrays alike."""
+    if isinstance(batch, Tensor):
+        batch = batch.to(mean.dtype)
+        batch_mean, batch_var = batch.mean(0), batch.var(0, unbiased=False)
+    else:
+        batch_mean, batch_var = batch.mean(0), batch.var(0)
     n = batch.shape[0]
     delta = batch_mean - mean
     total = count + n
     new_mean = mean + delta * (n / total)
-    m2 = var * count + batch_var * n + delta.square() * (count * n / total)
+    m2 = var * count + batch_var * n + delta * delta * (count * n / total)
     return new_mean, m2 / total, total
 
 

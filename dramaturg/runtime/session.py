@@ -108,6 +108,7 @@ class Session:
         self._elapsed_before = 0.0
         self._t0 = time.perf_counter()
         self._stateful: dict[str, Any] = {}
+        self._pending_train: dict[str, Any] = {}
         self.recent_returns: list[float] = []
 
     # -- building -----------------------------------------------------------------------------
@@ -190,8 +191,7 @@ class Session:
         return self.done
 
     def _log_training(self) -> None:
-        metrics: dict[str, Any] = dict(getattr(self, "_pending_train", {}) or {})
-        self._pending_train = {}
+        metrics, self._pending_train = dict(self._pending_train), {}
         finished = self.env.pop_finished()
         if finished:
             returns = [r for r, _ in finished]
@@ -247,7 +247,7 @@ class Session:
                 "updates": self.updates,
                 "train_time": self.train_time(),
                 "next_log": self._next_log,
-                "pending_train": {k: v for k, v in (getattr(self, "_pending_train", {}) or {}).items()},
+                "pending_train": self._pending_train,
                 "recent_returns": self.recent_returns,
                 "metrics_bytes": self.logger.size(),
             },
