@@ -119,7 +119,7 @@ def cmd_eval(argv: list[str]) -> int:
     import numpy as np
 
     from dramaturg import api
-    from dramaturg.envs.make import env_factory
+    from dramaturg.envs.factory import env_factory
     from dramaturg.runtime.evaluation import evaluate
 
     parser = argparse.ArgumentParser(prog="dramaturg eval", description="Evaluate a run's final policy.")
@@ -185,7 +185,7 @@ COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dramaturg.config import ConfigError
-    from dramaturg.envs.make import EnvError
+    from dramaturg.envs.factory import EnvError
     from dramaturg.runtime.checkpoint import CheckpointError
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -13,6 +13,7 @@ import difflib
 import inspect
 import json
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -41,17 +42,23 @@ def require(cfg: Any, ok: bool, name: str, allowed: str) -> None:
 
 def positive(cfg: Any, *names: str) -> None:
     for name in names:
-        require(cfg, getattr(cfg, name) > 0, name, "must be > 0")
+        require(cfg, 0 < getattr(cfg, name) < math.inf, name, "must be > 0 and finite")
 
 
 def non_negative(cfg: Any, *names: str) -> None:
     for name in names:
-        require(cfg, getattr(cfg, name) >= 0, name, "must be >= 0")
+        require(cfg, 0 <= getattr(cfg, name) < math.inf, name, "must be >= 0 and finite")
 
 
 def unit_interval(cfg: Any, *names: str) -> None:
     for name in names:
         require(cfg, 0.0 <= getattr(cfg, name) <= 1.0, name, "must be in [0, 1]")
+
+
+def layer_widths(cfg: Any, *names: str) -> None:
+    for name in names:
+        widths = getattr(cfg, name)
+        require(cfg, widths is None or all(w >= 1 for w in widths), name, "layer widths must be >= 1")
 
 
 def one_of(cfg: Any, name: str, choices: typing.Iterable[str]) -> None:
@@ -104,12 +111,7 @@ class RunConfig:
         non_negative(self, "seed", "eval_every", "checkpoint_every", "torch_threads")
         positive(self, "total_steps", "num_envs", "eval_episodes", "log_every")
         one_of(self, "vector_env", ("sync", "async"))
-        require(
-            self,
-            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
-            "device",
-            "must be auto, cpu, cuda or cuda:N",
-        )
+        require(self, re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "must be auto, cpu, cuda or cuda:N")
         if self.stop_at_return is not None:
             require(self, self.eval_every > 0, "eval_every", "must be > 0 when stop_at_return is set")
             require(self, math.isfinite(self.stop_at_return), "stop_at_return", "must be finite")
@@ -176,11 +178,11 @@ def check_types(cfg: Any) -> None:
     """Reject values of the wrong type and turn ints into floats where a float is asked for."""
     for name, tp in field_types(type(cfg)).items():
         value = getattr(cfg, name)
+        if not _fits(tuple(value) if isinstance(value, list) else value, tp):
+            fail(cfg, name, f"must be of type {_describe(tp)}")
         if isinstance(value, list):
             value = tuple(value)
             object.__setattr__(cfg, name, value)
-        if not _fits(value, tp):
-            fail(cfg, name, f"must be of type {_describe(tp)}")
         if float in _options(tp) and isinstance(value, int):
             object.__setattr__(cfg, name, float(value))
 
@@ -211,8 +213,9 @@ def parse_value(cls: type, name: str, text: str) -> Any:
                 if isinstance(value, dict):
                     return value
             elif origin is tuple:
-                value = json.loads(text) if text.strip().startswith("[") else text.split(",")
-                return tuple(int(v) for v in value if str(v).strip())
+                items = json.loads(text) if text.strip().startswith("[") else [int(v) for v in text.split(",") if v.strip()]
+                if isinstance(items, list) and all(type(v) is int for v in items):
+                    return tuple(items)
         except ValueError:
             continue
     raise ConfigError(f"{owner(cls)}: {name} = {text!r} is invalid: must be of type {_describe(tp)}")

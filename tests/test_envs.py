@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import dramaturg
-from dramaturg.envs import make_vec_env
-from dramaturg.envs.make import EnvError, env_factory
+from dramaturg.envs.make import make_vec_env
+from dramaturg.envs.factory import EnvError, env_factory
 
 
 def test_truncation_returns_the_final_observation():

@@ -13,7 +13,7 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import make_policy, scheduled
-from dramaturg.config import RunConfig, non_negative, one_of, positive, require, unit_interval
+from dramaturg.config import RunConfig, layer_widths, non_negative, one_of, positive, require, unit_interval
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import explained_variance, gae, tree_map
 from dramaturg.losses.policy import entropy_bonus, policy_gradient
@@ -58,6 +58,7 @@ class Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        layer_widths(self, "net_arch")
         positive(self, "learning_rate", "n_steps", "max_grad_norm", "rms_prop_eps")
         unit_interval(self, "gamma", "gae_lambda")
         non_negative(self, "ent_coef", "vf_coef")

@@ -16,7 +16,7 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import make_policy, require_box_actions
-from dramaturg.config import RunConfig, positive, require, unit_interval
+from dramaturg.config import RunConfig, layer_widths, positive, require, unit_interval
 from dramaturg.data import ReplayBuffer
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
@@ -59,6 +59,7 @@ class Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        layer_widths(self, "net_arch")
         positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "ent_coef_init", "n_critics")
         unit_interval(self, "gamma")
         require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
@@ -100,8 +101,7 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
 
 def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str, torch.Tensor]:
     """One gradient step of temperature, critics and actor, then the target critics."""
-    params = state.actor(batch.obs)
-    action, logp = state.actor.head.rsample(params)  # [N, A], [N]
+    action, logp = state.actor.sample(batch.obs)  # reparameterised, [N, A], [N]
     metrics: dict[str, torch.Tensor] = {}
     if cfg.autotune_entropy:
         alpha_loss, metrics = temperature(state.log_alpha, logp, target_entropy=target_entropy)
@@ -111,7 +111,7 @@ def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str,
     alpha = state.log_alpha.detach().exp()
 
     with torch.no_grad():
-        next_action, next_logp = state.actor.head.rsample(state.actor(batch.next_obs))
+        next_action, next_logp = state.actor.sample(batch.next_obs)
         next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # [N]
         target = td_target(batch.rewards, next_q - alpha * next_logp, batch.terminated, gamma=cfg.gamma)
     q_loss, q_metrics = q_regression(state.critic(batch.obs, batch.actions), target)
@@ -130,8 +130,9 @@ def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str,
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    session = Session("sac", cfg, sources=sources, resume=resume)
-    env = session.make_env(gamma=cfg.gamma, check_spaces=lambda _, actions: require_box_actions("sac", actions))
+    check = lambda _, actions: require_box_actions("sac", actions)  # noqa: E731
+    session = Session("sac", cfg, sources=sources, resume=resume, check_spaces=check)
+    env = session.make_env(gamma=cfg.gamma)
     state = make(cfg, env.observation_space, env.action_space, session.device)
     policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
     buffer = ReplayBuffer(cfg.buffer_size, session.device)

@@ -14,7 +14,7 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import make_policy, require_box_actions
-from dramaturg.config import RunConfig, non_negative, positive, require, unit_interval
+from dramaturg.config import RunConfig, layer_widths, non_negative, positive, require, unit_interval
 from dramaturg.data import ReplayBuffer
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
@@ -55,6 +55,7 @@ class Config(RunConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        layer_widths(self, "net_arch")
         positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "policy_delay")
         non_negative(self, "learning_starts", "target_policy_noise", "target_noise_clip", "exploration_noise")
         unit_interval(self, "gamma")
@@ -115,8 +116,9 @@ def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    session = Session("td3", cfg, sources=sources, resume=resume)
-    env = session.make_env(gamma=cfg.gamma, check_spaces=lambda _, actions: require_box_actions("td3", actions))
+    check = lambda _, actions: require_box_actions("td3", actions)  # noqa: E731
+    session = Session("td3", cfg, sources=sources, resume=resume, check_spaces=check)
+    env = session.make_env(gamma=cfg.gamma)
     state = make(cfg, env.observation_space, env.action_space, session.device)
     policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
     buffer = ReplayBuffer(cfg.buffer_size, session.device)

@@ -1,7 +1,5 @@
-"""Environments: Gymnasium adapters that speak batched torch tensors."""
+"""Environments: Gymnasium adapters that speak batched torch tensors.
 
-from dramaturg.envs.make import env_factory, make_vec_env
-from dramaturg.envs.spaces import space_from_json, space_to_json
-from dramaturg.envs.vec import StepResult, TorchVecEnv
-
-__all__ = ["StepResult", "TorchVecEnv", "env_factory", "make_vec_env", "space_from_json", "space_to_json"]
+Import from the submodules: `factory` (torch-free: env_factory, EnvError, EpisodeSeeding), `make`
+(make_vec_env), `vec` (TorchVecEnv), `spaces`.
+"""

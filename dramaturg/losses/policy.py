@@ -16,7 +16,7 @@ def ppo_clip(
     logp: Tensor, logp_old: Tensor, advantages: Tensor, *, clip_eps: float
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped surrogate objective (Schulman et al. 2017, eq. 7), negated to be minimised."""
-    log_ratio = logp - logp_old
+    log_ratio = logp - logp_old.detach()
     ratio = log_ratio.exp()
     surrogate = torch.minimum(
         ratio * advantages, ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps) * advantages

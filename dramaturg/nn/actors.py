@@ -44,7 +44,10 @@ class StochasticActor(nn.Module):
         return self.head(self.torso(flatten_obs(obs)))
 
     def sample(self, obs: Obs) -> tuple[Tensor, Tensor]:
+        """An action and its log-probability; reparameterised for a squashed (tanh) head."""
         params = self(obs)
+        if isinstance(self.head, TanhGaussianHead):
+            return self.head.rsample(params)
         action = self.head.sample(params)
         return action, self.head.log_prob(params, action)
 

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from dramaturg.config import RunConfig, to_dict
-from dramaturg.envs.make import env_factory, make_vec_env
+from dramaturg.envs.factory import env_factory
+from dramaturg.envs.make import make_vec_env
 from dramaturg.envs.spaces import obs_shape, space_to_json
 from dramaturg.nn.normalize import ObsNormalizer
 from dramaturg.runtime.checkpoint import (
@@ -84,8 +85,26 @@ def load_module_state(obj: Any, state: dict[str, Any]) -> None:
 
 
 class Session:
-    def __init__(self, algo: str, cfg: RunConfig, *, sources: dict[str, str] | None = None, resume: bool = False):
+    def __init__(
+        self,
+        algo: str,
+        cfg: RunConfig,
+        *,
+        sources: dict[str, str] | None = None,
+        resume: bool = False,
+        check_spaces: Callable[[Any, Any], None] | None = None,
+    ):
+        """Resolves the environment and lets `check_spaces(obs_space, action_space)` refuse its
+        spaces before anything is written."""
         self.algo, self.cfg = algo, cfg
+        self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
+        probe = self.make_single_env()
+        try:
+            self.observation_space, self.action_space = probe.observation_space, probe.action_space
+        finally:
+            probe.close()
+        if check_spaces is not None:
+            check_spaces(self.observation_space, self.action_space)
         self.run_dir = Path(cfg.run_dir or f"runs/{algo}-{cfg.env.replace('/', '_').replace(':', '_')}-{cfg.seed}")
         self.resuming = resume
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +115,6 @@ class Session:
             torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
-        self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
         self.logger = Logger(self.run_dir)
         self.step = 0
         self.updates = 0
@@ -113,17 +131,9 @@ class Session:
 
     # -- building -----------------------------------------------------------------------------
 
-    def make_env(self, *, gamma: float = 0.99, check_spaces=None):
-        """Build the vectorised environment; `check_spaces(obs_space, action_space)` may refuse
-        the spaces first, from a single probe environment."""
+    def make_env(self, *, gamma: float = 0.99):
         cfg = self.cfg
-        probe = self.make_single_env()
-        try:
-            obs_space, act_space = probe.observation_space, probe.action_space
-        finally:
-            probe.close()
-        if check_spaces is not None:
-            check_spaces(obs_space, act_space)
+        obs_space, act_space = self.observation_space, self.action_space
         self.obs_norm = ObsNormalizer(obs_shape(obs_space) if cfg.normalize_obs else None).to(self.device)
         self.env = make_vec_env(
             cfg.env,
