@@ -89,3 +89,12 @@ def test_unknown_environment_suggests_close_ids():
         env_factory("tests.envs:Nope")
     with pytest.raises(EnvError, match="not a gymnasium.Env"):
         env_factory("pathlib:Path")
+
+
+def test_async_workers_give_the_same_run_as_sync(tmp_path: Path):
+    fields = dict(env="CartPole-v1", seed=4, total_steps=512, num_envs=2, n_steps=64, batch_size=64,
+                  eval_every=0, progress=False)
+    sync = dramaturg.train("ppo", vector_env="sync", run_dir=str(tmp_path / "sync"), **fields)
+    async_ = dramaturg.train("ppo", vector_env="async", run_dir=str(tmp_path / "async"), **fields)
+    a, b = dict(sync.policy.named_parameters()), dict(async_.policy.named_parameters())
+    assert all(torch.equal(a[k], b[k]) for k in a)
