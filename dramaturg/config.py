@@ -117,6 +117,35 @@ class RunConfig:
             require(self, math.isfinite(self.stop_at_return), "stop_at_return", "must be finite")
 
 
+@dataclass(frozen=True)
+class OffPolicyConfig(RunConfig):
+    """The replay and update schedule of the off-policy loop, shared by SAC, TD3 and their kin."""
+
+    buffer_size: int = 1_000_000
+    """Replay buffer capacity in transitions."""
+    learning_starts: int = 100
+    """Environment steps of uniformly random actions before learning starts."""
+    batch_size: int = 256
+    """Transitions per gradient step."""
+    train_freq: int = 1
+    """Update every this many environment steps (per environment)."""
+    gradient_steps: int = 1
+    """Gradient steps per update."""
+    gamma: float = 0.99
+    """Discount factor."""
+    tau: float = 0.005
+    """Polyak coefficient of the target networks."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        positive(self, "buffer_size", "batch_size", "train_freq", "gradient_steps")
+        non_negative(self, "learning_starts")
+        unit_interval(self, "gamma")
+        require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
+        require(self, self.batch_size <= self.buffer_size, "batch_size", f"must be <= buffer_size ({self.buffer_size})")
+        require(self, self.num_envs <= self.buffer_size, "num_envs", f"must be <= buffer_size ({self.buffer_size})")
+
+
 # -- field introspection ----------------------------------------------------------------------
 
 

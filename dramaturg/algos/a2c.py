@@ -12,15 +12,14 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import make_policy, scheduled
+from dramaturg.algos.common import scheduled, train_on_policy
 from dramaturg.config import RunConfig, layer_widths, non_negative, one_of, positive, require, unit_interval
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import explained_variance, gae, tree_map
 from dramaturg.losses.policy import entropy_bonus, policy_gradient
 from dramaturg.losses.value import value_mse
-from dramaturg.loops import run_on_policy
 from dramaturg.nn import StochasticActor, ValueCritic
-from dramaturg.runtime.session import Result, Session
+from dramaturg.runtime.session import Result
 
 
 @dataclass(frozen=True)
@@ -126,22 +125,4 @@ def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, tor
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    session = Session("a2c", cfg, sources=sources, resume=resume)
-    env = session.make_env(gamma=cfg.gamma)
-    state = make(cfg, env.observation_space, env.action_space, session.device)
-    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
-
-    def act(obs):
-        action, logp = state.actor.sample(obs)
-        return action, logp, state.critic(obs)
-
-    session.start(policy, {"state": state})
-    run_on_policy(
-        env,
-        act,
-        state.critic,
-        lambda rollout: update(state, cfg, rollout, session.step / cfg.total_steps),
-        rollout_len=cfg.n_steps,
-        session=session,
-    )
-    return session.finish()
+    return train_on_policy("a2c", cfg, make, update, sources=sources, resume=resume)

@@ -1,12 +1,22 @@
-"""The few helpers every algorithm file uses."""
+"""The few helpers every algorithm file uses, and the two ways an algorithm trains.
+
+An algorithm file gives `make(cfg, obs_space, action_space, device) -> State` (a dataclass of
+modules, optimisers and counters, with an `actor`) and `update(state, cfg, batch, ...)`; the
+drivers below wire them to a session, an environment and a loop.
+"""
 
 from __future__ import annotations
+
+from typing import Any, Callable
 
 import gymnasium as gym
 import torch
 
+from dramaturg.data import ReplayBuffer
 from dramaturg.envs.spaces import obs_shape
+from dramaturg.loops import run_off_policy, run_on_policy
 from dramaturg.nn import Policy
+from dramaturg.runtime.session import Result, Session
 
 
 def scheduled(value: float, schedule: str, progress: float) -> float:
@@ -33,3 +43,65 @@ def require_box_actions(algo: str, action_space: gym.Space) -> None:
         )
     if not (abs(action_space.low).max() < float("inf") and abs(action_space.high).max() < float("inf")):
         raise ConfigError(f"{algo} needs finite action bounds; this environment has {action_space}")
+
+
+def train_on_policy(
+    algo: str, cfg: Any, make: Callable, update: Callable, *, sources: dict[str, str] | None, resume: bool
+) -> Result:
+    """Actor-critic on-policy training: the state has `actor` (a StochasticActor) and `critic`
+    (V); `update(state, cfg, rollout, progress)` with progress in [0, 1]."""
+    session = Session(algo, cfg, sources=sources, resume=resume)
+    env = session.make_env(gamma=cfg.gamma)
+    state = make(cfg, env.observation_space, env.action_space, session.device)
+    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
+
+    def act(obs):
+        action, logp = state.actor.sample(obs)
+        return action, logp, state.critic(obs)
+
+    session.start(policy, {"state": state})
+    run_on_policy(
+        env,
+        act,
+        state.critic,
+        lambda rollout: update(state, cfg, rollout, session.step / cfg.total_steps),
+        rollout_len=cfg.n_steps,
+        session=session,
+    )
+    return session.finish()
+
+
+def train_off_policy(
+    algo: str,
+    cfg: Any,
+    make: Callable,
+    update: Callable,
+    explore: Callable,
+    *,
+    sources: dict[str, str] | None,
+    resume: bool,
+) -> Result:
+    """Off-policy training on Box actions in [-1, 1]: `explore(state, obs)` acts while learning,
+    `update(state, cfg, batch)` learns from a replay minibatch."""
+    check = lambda _, actions: require_box_actions(algo, actions)  # noqa: E731
+    session = Session(algo, cfg, sources=sources, resume=resume, check_spaces=check)
+    env = session.make_env(gamma=cfg.gamma)
+    state = make(cfg, env.observation_space, env.action_space, session.device)
+    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
+    buffer = ReplayBuffer(cfg.buffer_size, session.device)
+    act_dim = int(env.action_space.shape[0])
+
+    session.start(policy, {"state": state, "buffer": buffer})
+    run_off_policy(
+        env,
+        lambda obs: explore(state, obs),
+        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
+        lambda batch: update(state, cfg, batch),
+        buffer,
+        batch_size=cfg.batch_size,
+        learning_starts=cfg.learning_starts,
+        train_freq=cfg.train_freq,
+        gradient_steps=cfg.gradient_steps,
+        session=session,
+    )
+    return session.finish()

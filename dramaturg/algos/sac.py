@@ -15,35 +15,19 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import make_policy, require_box_actions
-from dramaturg.config import RunConfig, layer_widths, positive, require, unit_interval
-from dramaturg.data import ReplayBuffer
+from dramaturg.algos.common import require_box_actions, train_off_policy
+from dramaturg.config import OffPolicyConfig, layer_widths, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import q_regression, sac_actor, td_target, temperature
-from dramaturg.loops import run_off_policy
 from dramaturg.nn import QEnsemble, StochasticActor
-from dramaturg.runtime.session import Result, Session
+from dramaturg.runtime.session import Result
 
 
 @dataclass(frozen=True)
-class Config(RunConfig):
+class Config(OffPolicyConfig):
     learning_rate: float = 3e-4
     """Adam step size of actor, critics and temperature."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity in transitions."""
-    learning_starts: int = 100
-    """Environment steps of uniformly random actions before learning starts."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    tau: float = 0.005
-    """Polyak coefficient of the target critics."""
-    gamma: float = 0.99
-    """Discount factor."""
-    train_freq: int = 1
-    """Update every this many environment steps (per environment)."""
-    gradient_steps: int = 1
-    """Gradient steps per update."""
     ent_coef_init: float = 1.0
     """Initial entropy temperature alpha."""
     autotune_entropy: bool = True
@@ -60,12 +44,7 @@ class Config(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         layer_widths(self, "net_arch")
-        positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "ent_coef_init", "n_critics")
-        unit_interval(self, "gamma")
-        require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
-        require(self, self.learning_starts >= 0, "learning_starts", "must be >= 0")
-        require(self, self.batch_size <= self.buffer_size, "batch_size", f"must be <= buffer_size ({self.buffer_size})")
-        require(self, self.num_envs <= self.buffer_size, "num_envs", f"must be <= buffer_size ({self.buffer_size})")
+        positive(self, "learning_rate", "ent_coef_init", "n_critics")
 
 
 @dataclass
@@ -77,6 +56,7 @@ class State:
     actor_opt: torch.optim.Optimizer
     critic_opt: torch.optim.Optimizer
     alpha_opt: torch.optim.Optimizer
+    target_entropy: float
 
 
 def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
@@ -96,15 +76,16 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
         torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate),
         torch.optim.Adam(critic.parameters(), lr=cfg.learning_rate),
         torch.optim.Adam([log_alpha], lr=cfg.learning_rate),
+        -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy,
     )
 
 
-def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str, torch.Tensor]:
+def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
     """One gradient step of temperature, critics and actor, then the target critics."""
     action, logp = state.actor.sample(batch.obs)  # reparameterised, [N, A], [N]
     metrics: dict[str, torch.Tensor] = {}
     if cfg.autotune_entropy:
-        alpha_loss, metrics = temperature(state.log_alpha, logp, target_entropy=target_entropy)
+        alpha_loss, metrics = temperature(state.log_alpha, logp, target_entropy=state.target_entropy)
         state.alpha_opt.zero_grad(set_to_none=True)
         alpha_loss.backward()
         state.alpha_opt.step()
@@ -130,26 +111,5 @@ def update(state: State, cfg: Config, batch, target_entropy: float) -> dict[str,
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    check = lambda _, actions: require_box_actions("sac", actions)  # noqa: E731
-    session = Session("sac", cfg, sources=sources, resume=resume, check_spaces=check)
-    env = session.make_env(gamma=cfg.gamma)
-    state = make(cfg, env.observation_space, env.action_space, session.device)
-    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
-    buffer = ReplayBuffer(cfg.buffer_size, session.device)
-    act_dim = int(env.action_space.shape[0])
-    target_entropy = -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy
-
-    session.start(policy, {"state": state, "buffer": buffer})
-    run_off_policy(
-        env,
-        lambda obs: state.actor.act(obs),
-        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
-        lambda batch: update(state, cfg, batch, target_entropy),
-        buffer,
-        batch_size=cfg.batch_size,
-        learning_starts=cfg.learning_starts,
-        train_freq=cfg.train_freq,
-        gradient_steps=cfg.gradient_steps,
-        session=session,
-    )
-    return session.finish()
+    explore = lambda state, obs: state.actor.act(obs)  # noqa: E731  sampling is SAC's exploration
+    return train_off_policy("sac", cfg, make, update, explore, sources=sources, resume=resume)

@@ -13,35 +13,19 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import make_policy, require_box_actions
-from dramaturg.config import RunConfig, layer_widths, non_negative, positive, require, unit_interval
-from dramaturg.data import ReplayBuffer
+from dramaturg.algos.common import require_box_actions, train_off_policy
+from dramaturg.config import OffPolicyConfig, layer_widths, non_negative, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import deterministic_actor, q_regression, td_target
-from dramaturg.loops import run_off_policy
 from dramaturg.nn import DeterministicActor, QEnsemble
-from dramaturg.runtime.session import Result, Session
+from dramaturg.runtime.session import Result
 
 
 @dataclass(frozen=True)
-class Config(RunConfig):
+class Config(OffPolicyConfig):
     learning_rate: float = 1e-3
     """Adam step size of actor and critics."""
-    buffer_size: int = 1_000_000
-    """Replay buffer capacity in transitions."""
-    learning_starts: int = 100
-    """Environment steps of uniformly random actions before learning starts."""
-    batch_size: int = 256
-    """Transitions per gradient step."""
-    tau: float = 0.005
-    """Polyak coefficient of the target networks."""
-    gamma: float = 0.99
-    """Discount factor."""
-    train_freq: int = 1
-    """Update every this many environment steps (per environment)."""
-    gradient_steps: int = 1
-    """Gradient steps per update."""
     policy_delay: int = 2
     """Critic steps per actor and target update."""
     target_policy_noise: float = 0.2
@@ -56,12 +40,8 @@ class Config(RunConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         layer_widths(self, "net_arch")
-        positive(self, "learning_rate", "buffer_size", "batch_size", "train_freq", "gradient_steps", "policy_delay")
-        non_negative(self, "learning_starts", "target_policy_noise", "target_noise_clip", "exploration_noise")
-        unit_interval(self, "gamma")
-        require(self, 0.0 < self.tau <= 1.0, "tau", "must be in (0, 1]")
-        require(self, self.batch_size <= self.buffer_size, "batch_size", f"must be <= buffer_size ({self.buffer_size})")
-        require(self, self.num_envs <= self.buffer_size, "num_envs", f"must be <= buffer_size ({self.buffer_size})")
+        positive(self, "learning_rate", "policy_delay")
+        non_negative(self, "target_policy_noise", "target_noise_clip", "exploration_noise")
 
 
 @dataclass
@@ -115,30 +95,12 @@ def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
     return metrics
 
 
+def explore(state: State, cfg: Config, obs) -> torch.Tensor:
+    action = state.actor(obs)
+    return (action + cfg.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
+
+
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    check = lambda _, actions: require_box_actions("td3", actions)  # noqa: E731
-    session = Session("td3", cfg, sources=sources, resume=resume, check_spaces=check)
-    env = session.make_env(gamma=cfg.gamma)
-    state = make(cfg, env.observation_space, env.action_space, session.device)
-    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
-    buffer = ReplayBuffer(cfg.buffer_size, session.device)
-    act_dim = int(env.action_space.shape[0])
-
-    def explore(obs):
-        action = state.actor(obs)
-        return (action + cfg.exploration_noise * torch.randn_like(action)).clamp(-1.0, 1.0)
-
-    session.start(policy, {"state": state, "buffer": buffer})
-    run_off_policy(
-        env,
-        explore,
-        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
-        lambda batch: update(state, cfg, batch),
-        buffer,
-        batch_size=cfg.batch_size,
-        learning_starts=cfg.learning_starts,
-        train_freq=cfg.train_freq,
-        gradient_steps=cfg.gradient_steps,
-        session=session,
+    return train_off_policy(
+        "td3", cfg, make, update, lambda state, obs: explore(state, cfg, obs), sources=sources, resume=resume
     )
-    return session.finish()
