@@ -25,8 +25,8 @@ class StepResult(NamedTuple):
     terminated: Tensor  # [B] float32
     truncated: Tensor  # [B] float32
     final_obs: Obs  # [B, *obs] the true next observation: differs from obs where an episode ended
-    any_done: bool
-    any_truncated: bool
+    any_done: bool | None  # None where knowing would cost a host sync (native envs)
+    any_truncated: bool | None
 
 
 class TorchVecEnv:

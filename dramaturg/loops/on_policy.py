@@ -27,8 +27,11 @@ def run_on_policy(env, act_fn: ActFn, value_fn: ValueFn, update_fn: UpdateFn, *,
             with torch.no_grad():
                 action, logp, value = act_fn(obs)
             step = env.step(session.policy.to_env(action))
-            if step.any_truncated:
-                # bootstrap from the state the time limit cut off (Pardo et al. 2018)
+            # bootstrap from the state the time limit cut off (Pardo et al. 2018)
+            if step.any_truncated is None:  # a native env does not sync to say; value every row
+                with torch.no_grad():
+                    truncation_values[t] = value_fn(step.final_obs) * step.truncated
+            elif step.any_truncated:
                 idx = step.truncated.nonzero().squeeze(-1)
                 with torch.no_grad():
                     truncation_values[t, idx] = value_fn(tree_index(step.final_obs, idx))

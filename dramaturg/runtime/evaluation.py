@@ -43,3 +43,18 @@ def evaluate(
     finally:
         if own:
             envs.close()
+
+
+@torch.no_grad()
+def evaluate_native(policy: Callable[[torch.Tensor, bool], torch.Tensor], env, deterministic: bool = True) -> np.ndarray:
+    """Returns of the first episode of each instance of a native batched environment (built
+    without normalisation: the policy normalises its own input)."""
+    obs = env.reset()
+    returns = torch.zeros(env.num_envs, dtype=torch.float64, device=env.device)
+    running = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    for _ in range(env.max_episode_steps):
+        step = env.step(policy(obs, deterministic))
+        returns += step.rewards.double() * running
+        running &= ~(step.terminated.bool() | step.truncated.bool())
+        obs = step.obs
+    return returns.cpu().numpy()

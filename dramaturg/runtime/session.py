@@ -21,6 +21,7 @@ import torch
 from dramaturg.config import RunConfig, to_dict
 from dramaturg.envs.factory import env_factory
 from dramaturg.envs.make import make_vec_env
+from dramaturg.envs.native import is_native, native_class
 from dramaturg.envs.spaces import obs_shape, space_to_json
 from dramaturg.nn.normalize import ObsNormalizer
 from dramaturg.runtime.checkpoint import (
@@ -31,7 +32,7 @@ from dramaturg.runtime.checkpoint import (
     set_rng_state,
     write_state,
 )
-from dramaturg.runtime.evaluation import evaluate
+from dramaturg.runtime.evaluation import evaluate, evaluate_native
 from dramaturg.runtime.logger import Logger
 from dramaturg.runtime.progress import Progress
 
@@ -97,8 +98,15 @@ class Session:
         """Resolves the environment and lets `check_spaces(obs_space, action_space)` refuse its
         spaces before anything is written."""
         self.algo, self.cfg = algo, cfg
-        self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
-        probe = self.make_single_env()
+        self.native = is_native(cfg.env)
+        if self.native:
+            # evaluation runs on Gymnasium's own version of the task where there is one
+            probe = native_class(cfg.env)(1, **cfg.env_kwargs)
+            counterpart = probe.gym_id
+            self.make_single_env = env_factory(counterpart) if counterpart else None
+        else:
+            self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
+            probe = self.make_single_env()
         try:
             self.observation_space, self.action_space = probe.observation_space, probe.action_space
         finally:
@@ -135,17 +143,28 @@ class Session:
         cfg = self.cfg
         obs_space, act_space = self.observation_space, self.action_space
         self.obs_norm = ObsNormalizer(obs_shape(obs_space) if cfg.normalize_obs else None).to(self.device)
-        self.env = make_vec_env(
-            cfg.env,
-            cfg.env_kwargs,
-            num_envs=cfg.num_envs,
-            seed=cfg.seed,
-            vector_env=cfg.vector_env,
-            device=str(self.device),
-            gamma=gamma,
-            obs_norm=self.obs_norm,
-            normalize_reward=cfg.normalize_reward,
-        )
+        if self.native:
+            self.env = native_class(cfg.env)(
+                cfg.num_envs,
+                seed=cfg.seed,
+                device=self.device,
+                gamma=gamma,
+                obs_norm=self.obs_norm,
+                normalize_reward=cfg.normalize_reward,
+                **cfg.env_kwargs,
+            )
+        else:
+            self.env = make_vec_env(
+                cfg.env,
+                cfg.env_kwargs,
+                num_envs=cfg.num_envs,
+                seed=cfg.seed,
+                vector_env=cfg.vector_env,
+                device=str(self.device),
+                gamma=gamma,
+                obs_norm=self.obs_norm,
+                normalize_reward=cfg.normalize_reward,
+            )
         spaces = {"observation": space_to_json(obs_space), "action": space_to_json(act_space)}
         (self.run_dir / "spaces.json").write_text(json.dumps(spaces) + "\n")
         return self.env
@@ -220,13 +239,12 @@ class Session:
         self._progress.update(self.step, sps, recent)
 
     def evaluate(self, episodes: int | None = None) -> dict[str, float]:
-        returns = evaluate(
-            self.policy,
-            self.make_single_env,
-            episodes or self.cfg.eval_episodes,
-            seed=10_000 + 1_000 * self.cfg.seed,
-            device=self.device,
-        )
+        episodes, seed = episodes or self.cfg.eval_episodes, 10_000 + 1_000 * self.cfg.seed
+        if self.make_single_env is None:
+            env = native_class(self.cfg.env)(episodes, seed=seed, device=self.device, **self.cfg.env_kwargs)
+            returns = evaluate_native(self.policy, env)
+        else:
+            returns = evaluate(self.policy, self.make_single_env, episodes, seed=seed, device=self.device)
         return {"mean_return": float(returns.mean()), "std_return": float(returns.std()), "episodes": len(returns)}
 
     def _evaluate(self) -> None:
