@@ -167,11 +167,18 @@ def cmd_plot(argv: list[str]) -> int:
 
 
 def cmd_list(argv: list[str]) -> int:
+    from dramaturg.envs.native import NATIVE, native_class
     from dramaturg.presets import PRESETS
 
     print("algorithms:")
+    width = max(map(len, algos.ALGORITHMS))
     for name, text in algos.ALGORITHMS.items():
-        print(f"  {name:<6} {text}")
+        print(f"  {name:<{width}} {text}")
+    print("native batched environments (torch, any device; --num-envs in the thousands):")
+    for env_id in NATIVE:
+        task = native_class(env_id)
+        same = f"steps as Gymnasium's {task.gym_id}" if task.gym_id else (task.__doc__ or "").split("\n")[0]
+        print(f"  {env_id:<36} {same}")
     print("environments with tuned presets (any Gymnasium id or package.module:Name works):")
     envs = sorted({env for table in PRESETS.values() for env in table})
     for env in envs:

@@ -46,7 +46,8 @@ def test_config_starts_a_new_run_with_the_same_values(tmp_path: Path):
 
 def test_list_and_help(tmp_path: Path):
     listing = dramaturg("list").stdout
-    for name in ("ppo", "a2c", "sac", "td3", "CartPole-v1", "Pendulum-v1", "HalfCheetah-v5"):
+    for name in ("ppo", "a2c", "sac", "td3", "CartPole-v1", "Pendulum-v1", "HalfCheetah-v5", "dramaturg/Quadrotor-v0",
+                 "dramaturg/Acrobot-v1"):
         assert name in listing
     help_text = dramaturg("train", "sac", "--help").stdout
     for flag in ("--learning-rate", "--buffer-size", "--stop-at-return", "--num-envs", "--vector-env"):
