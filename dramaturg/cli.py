@@ -78,6 +78,7 @@ def parse_fields(algo: str, argv: Sequence[str]) -> tuple[dict[str, Any], bool]:
 
 def cmd_train(argv: list[str]) -> int:
     from dramaturg import api
+    from dramaturg.runtime.startup import optimizers_without_compiler
 
     if argv and argv[0] == "--resume":
         if len(argv) < 2:
@@ -85,6 +86,8 @@ def cmd_train(argv: list[str]) -> int:
         run_dir, rest = argv[1], argv[2:]
         record = api.read_run_config(run_dir)
         overrides, _ = parse_fields(record["algo"], rest)
+        if not overrides.get("compile", record["config"].get("compile", False)):
+            optimizers_without_compiler()
         result = api.resume(run_dir, **overrides)
     elif argv and argv[0] == "--config":
         if len(argv) < 2:
@@ -93,6 +96,8 @@ def cmd_train(argv: list[str]) -> int:
         flags, _ = parse_fields(record["algo"], argv[2:])
         base = {k: v for k, v in record["config"].items() if k != "run_dir"}
         cfg, sources = api.resolve(record["algo"], flags, base=base)
+        if not cfg.compile:
+            optimizers_without_compiler()
         result = algos.get(record["algo"]).train(cfg, sources=sources)
     else:
         if not argv or argv[0].startswith("-"):
@@ -103,6 +108,8 @@ def cmd_train(argv: list[str]) -> int:
         algo, rest = argv[0], argv[1:]
         flags, no_preset = parse_fields(algo, rest)
         cfg, sources = api.resolve(algo, flags, preset=not no_preset)
+        if not cfg.compile:
+            optimizers_without_compiler()
         result = algos.get(algo).train(cfg, sources=sources)
     s = result.summary
     final = s.get("final_eval", {})

@@ -104,6 +104,9 @@ class RunConfig:
     """Show a progress bar."""
     torch_threads: int = 0
     """Threads for torch on the CPU (0: torch's default)."""
+    compile: bool = False
+    """Compile the update steps with torch.compile (pays on a GPU and in long runs; the first
+    call takes tens of seconds on a CPU)."""
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -18,7 +18,7 @@ from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import explained_variance, gae, tree_map
 from dramaturg.losses.policy import entropy_bonus, policy_gradient
 from dramaturg.losses.value import value_mse
-from dramaturg.nn import StochasticActor, ValueCritic
+from dramaturg.nn import Adam, StochasticActor, ValueCritic
 from dramaturg.runtime.session import Result
 
 
@@ -89,7 +89,7 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
     if cfg.optimizer == "rmsprop":
         optimizer: torch.optim.Optimizer = torch.optim.RMSprop(params, lr=cfg.learning_rate, alpha=0.99, eps=cfg.rms_prop_eps)
     else:
-        optimizer = torch.optim.Adam(params, lr=cfg.learning_rate)
+        optimizer = Adam(params, lr=cfg.learning_rate)
     return State(actor, critic, optimizer)
 
 

@@ -7,6 +7,7 @@ drivers below wire them to a session, an environment and a loop.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -22,6 +23,16 @@ from dramaturg.runtime.session import Result, Session
 def scheduled(value: float, schedule: str, progress: float) -> float:
     """A hyperparameter at training progress in [0, 1]: constant, or linear to 0 (rl-zoo3 lin_)."""
     return value * (1.0 - progress) if schedule == "linear" else value
+
+
+@functools.cache
+def compiled(fn: Callable) -> Callable:
+    """`fn` under torch.compile, wrapped once per function (the graphs are cached per code object).
+
+    Hyperparameters that change during a run (scheduled clip ranges, ...) must reach `fn` as
+    tensors, or each new value compiles a new graph.
+    """
+    return torch.compile(fn)
 
 
 def make_policy(actor: torch.nn.Module, obs_norm, observation_space: gym.Space, action_space: gym.Space) -> Policy:

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import scheduled, train_on_policy
+from dramaturg.algos.common import compiled, scheduled, train_on_policy
 from dramaturg.config import RunConfig, layer_widths, non_negative, one_of, positive, require, unit_interval
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import explained_variance, gae, tree_map
 from dramaturg.losses.policy import entropy_bonus, ppo_clip
 from dramaturg.losses.value import clipped_value, value_mse
-from dramaturg.nn import StochasticActor, ValueCritic
+from dramaturg.nn import Adam, StochasticActor, ValueCritic
 from dramaturg.runtime.session import Result
 
 
@@ -101,8 +101,26 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
     ).to(device)
     critic = ValueCritic(obs_dim, cfg.critic_arch or cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init).to(device)
     params = [*actor.parameters(), *critic.parameters()]
-    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5)  # eps as baselines / SB3
+    optimizer = Adam(params, lr=cfg.learning_rate, eps=1e-5)  # eps as baselines / SB3
     return State(actor, critic, optimizer)
+
+
+def minibatch_loss(
+    state: State, cfg: Config, obs, actions, logp_old, adv, returns, values_old, clip_eps: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The clipped objective, value loss and entropy bonus of a minibatch, weighted and summed."""
+    logp, entropy = state.actor.log_prob_entropy(obs, actions)
+    if cfg.normalize_advantage:
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    pg_loss, pg_metrics = ppo_clip(logp, logp_old, adv, clip_eps=clip_eps)
+    values = state.critic(obs)
+    if cfg.clip_range_vf is None:
+        v_loss, v_metrics = value_mse(values, returns)
+    else:
+        v_loss, v_metrics = clipped_value(values, values_old, returns, clip=cfg.clip_range_vf)
+    ent_loss, ent_metrics = entropy_bonus(entropy)
+    loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
+    return loss, pg_metrics | v_metrics | ent_metrics
 
 
 def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, torch.Tensor]:
@@ -122,28 +140,18 @@ def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, tor
     b_adv, b_returns = flat(advantages), flat(returns)
     n = b_adv.shape[0]
     size = min(cfg.batch_size, n)
+    loss_fn = compiled(minibatch_loss) if cfg.compile else minibatch_loss
+    clip = torch.tensor(clip_eps, device=b_adv.device)
     params = [p for group in state.optimizer.param_groups for p in group["params"]]
     metrics: dict[str, torch.Tensor] = {}
     for _ in range(cfg.n_epochs):
         for idx in torch.randperm(n, device=b_adv.device).split(size):
             mb_obs = tree_map(lambda x: x[idx], b_obs)
-            logp, entropy = state.actor.log_prob_entropy(mb_obs, b_actions[idx])
-            adv = b_adv[idx]
-            if cfg.normalize_advantage:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            pg_loss, pg_metrics = ppo_clip(logp, b_logp[idx], adv, clip_eps=clip_eps)
-            values = state.critic(mb_obs)
-            if cfg.clip_range_vf is None:
-                v_loss, v_metrics = value_mse(values, b_returns[idx])
-            else:
-                v_loss, v_metrics = clipped_value(values, b_values[idx], b_returns[idx], clip=cfg.clip_range_vf)
-            ent_loss, ent_metrics = entropy_bonus(entropy)
-            loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
+            loss, metrics = loss_fn(state, cfg, mb_obs, b_actions[idx], b_logp[idx], b_adv[idx], b_returns[idx], b_values[idx], clip)
             state.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            metrics["train/grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             state.optimizer.step()
-            metrics = pg_metrics | v_metrics | ent_metrics | {"train/grad_norm": grad_norm}
         if cfg.target_kl is not None and metrics["train/approx_kl"] > 1.5 * cfg.target_kl:
             break  # early stop as SB3 (a host sync, only when target_kl is set)
     metrics["train/explained_variance"] = explained_variance(b_values, b_returns)

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import require_box_actions, train_off_policy
+from dramaturg.algos.common import compiled, require_box_actions, train_off_policy
 from dramaturg.config import OffPolicyConfig, layer_widths, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import q_regression, sac_actor, td_target, temperature
-from dramaturg.nn import QEnsemble, StochasticActor
+from dramaturg.nn import Adam, QEnsemble, StochasticActor
 from dramaturg.runtime.session import Result
 
 
@@ -73,11 +73,20 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
         critic,
         critic_target,
         log_alpha,
-        torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate),
-        torch.optim.Adam(critic.parameters(), lr=cfg.learning_rate),
-        torch.optim.Adam([log_alpha], lr=cfg.learning_rate),
+        Adam(actor.parameters(), lr=cfg.learning_rate),
+        Adam(critic.parameters(), lr=cfg.learning_rate),
+        Adam([log_alpha], lr=cfg.learning_rate),
         -float(act_dim) if cfg.target_entropy is None else cfg.target_entropy,
     )
+
+
+def critic_loss(state: State, cfg: Config, batch, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Soft TD regression of every critic onto r + gamma (min_j Q'_j(s', a') - alpha log pi(a'|s'))."""
+    with torch.no_grad():
+        next_action, next_logp = state.actor.sample(batch.next_obs)
+        next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # [N]
+        target = td_target(batch.rewards, next_q - alpha * next_logp, batch.terminated, gamma=cfg.gamma)
+    return q_regression(state.critic(batch.obs, batch.actions), target)
 
 
 def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
@@ -91,11 +100,7 @@ def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
         state.alpha_opt.step()
     alpha = state.log_alpha.detach().exp()
 
-    with torch.no_grad():
-        next_action, next_logp = state.actor.sample(batch.next_obs)
-        next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # [N]
-        target = td_target(batch.rewards, next_q - alpha * next_logp, batch.terminated, gamma=cfg.gamma)
-    q_loss, q_metrics = q_regression(state.critic(batch.obs, batch.actions), target)
+    q_loss, q_metrics = (compiled(critic_loss) if cfg.compile else critic_loss)(state, cfg, batch, alpha)
     state.critic_opt.zero_grad(set_to_none=True)
     q_loss.backward()
     state.critic_opt.step()

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import require_box_actions, train_off_policy
+from dramaturg.algos.common import compiled, require_box_actions, train_off_policy
 from dramaturg.config import OffPolicyConfig, layer_widths, non_negative, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import deterministic_actor, q_regression, td_target
-from dramaturg.nn import DeterministicActor, QEnsemble
+from dramaturg.nn import Adam, DeterministicActor, QEnsemble
 from dramaturg.runtime.session import Result
 
 
@@ -65,19 +65,24 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
         copy.deepcopy(actor).requires_grad_(False),
         critic,
         copy.deepcopy(critic).requires_grad_(False),
-        torch.optim.Adam(actor.parameters(), lr=cfg.learning_rate),
-        torch.optim.Adam(critic.parameters(), lr=cfg.learning_rate),
+        Adam(actor.parameters(), lr=cfg.learning_rate),
+        Adam(critic.parameters(), lr=cfg.learning_rate),
     )
 
 
-def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
+def critic_loss(state: State, cfg: Config, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """TD regression of both critics onto the clipped double-Q target with a smoothed target action."""
     with torch.no_grad():
         next_action = state.actor_target(batch.next_obs)
         noise = (torch.randn_like(next_action) * cfg.target_policy_noise).clamp(-cfg.target_noise_clip, cfg.target_noise_clip)
         next_action = (next_action + noise).clamp(-1.0, 1.0)  # target policy smoothing (eq. 14)
         next_q = state.critic_target(batch.next_obs, next_action).min(0).values  # clipped double Q (eq. 10)
         target = td_target(batch.rewards, next_q, batch.terminated, gamma=cfg.gamma)
-    q_loss, metrics = q_regression(state.critic(batch.obs, batch.actions), target)
+    return q_regression(state.critic(batch.obs, batch.actions), target)
+
+
+def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
+    q_loss, metrics = (compiled(critic_loss) if cfg.compile else critic_loss)(state, cfg, batch)
     state.critic_opt.zero_grad(set_to_none=True)
     q_loss.backward()
     state.critic_opt.step()

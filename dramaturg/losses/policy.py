@@ -13,7 +13,7 @@ def policy_gradient(logp: Tensor, advantages: Tensor) -> tuple[Tensor, dict[str,
 
 
 def ppo_clip(
-    logp: Tensor, logp_old: Tensor, advantages: Tensor, *, clip_eps: float
+    logp: Tensor, logp_old: Tensor, advantages: Tensor, *, clip_eps: float | Tensor
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """Clipped surrogate objective (Schulman et al. 2017, eq. 7), negated to be minimised."""
     log_ratio = logp - logp_old.detach()

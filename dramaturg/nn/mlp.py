@@ -10,7 +10,31 @@ from torch import Tensor, nn
 
 from dramaturg.types import Obs
 
-ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+
+class _LogisticTanh(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)  # grad * (1 - y^2)
+
+
+class Tanh(nn.Module):
+    """tanh(x) = 2 sigmoid(2x) - 1 (to 2e-7): torch's CPU tanh kernel takes over three times as long
+    as its sigmoid, and tanh is a third of a small PPO update's time. On other devices, torch.tanh."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type != "cpu":
+            return torch.tanh(x)
+        return _LogisticTanh.apply(x)
+
+
+ACTIVATIONS = {"tanh": Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 
 
 def mlp(
