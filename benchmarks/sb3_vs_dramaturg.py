@@ -1,10 +1,13 @@
-"""dramaturg vs Stable-Baselines3: seconds and steps to solve, same rl-zoo3 hyperparameters.
+"""dramaturg vs Stable-Baselines3: seconds and steps to solve.
 
-Tasks: PPO CartPole-v1 (threshold 475, evaluation every 10k steps) and SAC Pendulum-v1 (-200,
-every 2k). Every run is a child process, launched by this script and timed from Popen to exit, and
-stops at the first deterministic 10-episode evaluation whose mean return reaches the threshold.
-Libraries alternate seed by seed (and which goes first alternates too). Conventions follow
-shared/peers/README.md; see benchmarks/README.md.
+Tasks: PPO CartPole-v1 (threshold 475) and SAC Pendulum-v1 (-200). Three contestants: SB3 with
+rl-zoo3's hyperparameters (evaluation every 10k / 2k steps), `dramaturg` with the same
+hyperparameters on Gymnasium's environments, and `dramaturg-native` on dramaturg's batched torch
+version of the task with its own preset (`dramaturg train ALGO --env dramaturg/...`), judged by
+evaluations on Gymnasium's environment like the others. Every run is a child process, launched by
+this script and timed from Popen to exit, and stops at the first deterministic 10-episode
+evaluation whose mean return reaches the threshold. Contestants alternate seed by seed (the order
+rotates too). Conventions follow shared/peers/README.md; see benchmarks/README.md.
 
     python benchmarks/sb3_vs_dramaturg.py --seeds 1,2,3 --json bench.json
     python benchmarks/sb3_vs_dramaturg.py --only sb3 --tasks sac-pendulum
@@ -23,16 +26,18 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = ("dramaturg", "sb3")
+LIBRARIES = ("dramaturg-native", "dramaturg", "sb3")
 EVAL_EPISODES = 10
 MAX_FOREIGN_CORES = 0.25  # a run during which other processes used more CPU is not comparable
 # total_steps: rl-zoo3's n_timesteps (hyperparams/ppo.yml, sac.yml); lin_X schedules decay over it
 TASKS = {
     "ppo-cartpole": dict(
-        algo="ppo", env="CartPole-v1", threshold=475.0, eval_every=10_000, total_steps=100_000
+        algo="ppo", env="CartPole-v1", native="dramaturg/CartPole-v1", threshold=475.0, eval_every=10_000,
+        total_steps=100_000,
     ),
     "sac-pendulum": dict(
-        algo="sac", env="Pendulum-v1", threshold=-200.0, eval_every=2_000, total_steps=20_000
+        algo="sac", env="Pendulum-v1", native="dramaturg/Pendulum-v1", threshold=-200.0, eval_every=2_000,
+        total_steps=20_000,
     ),
 }
 
@@ -175,11 +180,14 @@ def run_sb3(task: str, seed: int, total_steps: int) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1]) | timing
 
 
-def run_dramaturg(task: str, seed: int, total_steps: int, run_dir: Path) -> dict:
+def run_dramaturg(task: str, seed: int, total_steps: int, run_dir: Path, native: bool = False) -> dict:
+    """`dramaturg train` on Gymnasium's task with the zoo's schedule, or on the native task with
+    the native preset (its budget and evaluation interval included)."""
     spec = TASKS[task]
-    cmd = [sys.executable, "-m", "dramaturg", "train", spec["algo"], "--env", spec["env"]]
-    cmd += ["--seed", str(seed), "--total-steps", str(total_steps), "--run-dir", str(run_dir)]
-    cmd += ["--stop-at-return", str(spec["threshold"]), "--eval-every", str(spec["eval_every"])]
+    cmd = [sys.executable, "-m", "dramaturg", "train", spec["algo"], "--env", spec["native" if native else "env"]]
+    cmd += ["--seed", str(seed), "--run-dir", str(run_dir), "--stop-at-return", str(spec["threshold"])]
+    if not native:
+        cmd += ["--total-steps", str(total_steps), "--eval-every", str(spec["eval_every"])]
     cmd += ["--eval-episodes", str(EVAL_EPISODES), "--checkpoint-every", "0"]
     cmd += ["--progress", "false", "--device", "cpu"]
     proc, timing = launch(cmd)
@@ -205,7 +213,7 @@ def run_dramaturg(task: str, seed: int, total_steps: int, run_dir: Path) -> dict
     }
 
 
-ROWS = (  # (label, result field, decimals, show the SB3/dramaturg ratio); see README.md
+ROWS = (  # (label, result field, decimals, show the SB3/dramaturg ratios); see README.md
     ("launch to exit, s", "process_s", 1, True),
     ("launch to solved, s", "launch_to_solved_s", 1, True),
     ("training to solved, s", "train_s", 1, True),
@@ -237,25 +245,26 @@ def print_table(task: str, results: dict[str, list[dict]]) -> None:
     spec = TASKS[task]
     libraries = [lib for lib in LIBRARIES if results[lib]]
     title = f"{task}: first eval >= {spec['threshold']:g}, medians of clean solved runs"
-    ratio_column = ["SB3 / dramaturg"] if len(libraries) == 2 else []
-    table = Table("", *libraries, *ratio_column, title=title)
-    table.add_row("runs solved/clean/all", *(tally(results[lib]) for lib in libraries))
+    ours = [lib for lib in libraries if lib != "sb3"] if "sb3" in libraries else []
+    table = Table("", *libraries, *(f"SB3 / {lib}" for lib in ours), title=title)
+    table.add_row("runs solved/clean/all", *(tally(results[lib]) for lib in libraries), *([""] * len(ours)))
     for label, field, digits, ratio in ROWS:
         values = {lib: median(results[lib], field) for lib in libraries}
         cells = ["-" if v is None else f"{v:,.{digits}f}" for v in values.values()]
-        if ratio and ratio_column and None not in values.values():
-            cells.append(f"{values['sb3'] / values['dramaturg']:.2f}")
+        for lib in ours:
+            ok = ratio and values["sb3"] is not None and values[lib] is not None
+            cells.append(f"{values['sb3'] / values[lib]:.2f}" if ok else "")
         table.add_row(label, *cells)
     Console().print(table)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated: {', '.join(TASKS)}")
     p.add_argument("--seeds", default="1,2,3", help="comma-separated seeds")
-    p.add_argument("--only", choices=LIBRARIES, help="run one library only")
+    p.add_argument("--only", help=f"comma-separated contestants (default all): {', '.join(LIBRARIES)}")
     p.add_argument("--max-steps", type=int, help="cap on each run's budget (zoo's n_timesteps)")
     p.add_argument("--json", help="write every raw number here")
     p.add_argument("--run-root", help="for dramaturg's run folders (default runs/bench-DATE-TIME)")
@@ -263,7 +272,7 @@ def main() -> None:
     p.add_argument("--retries", type=int, default=2, help="reruns of a run disturbed by others")
     p.add_argument("--sb3-worker", choices=TASKS, help=argparse.SUPPRESS)
     p.add_argument("--launched-at", type=float, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.sb3_worker:
         print(json.dumps(sb3_worker(args.sb3_worker, seeds[0], args.max_steps, args.launched_at)))
@@ -272,7 +281,9 @@ def main() -> None:
     tasks = args.tasks.split(",")
     if unknown := set(tasks) - set(TASKS):
         p.error(f"unknown task(s) {', '.join(sorted(unknown))}; choose from {', '.join(TASKS)}")
-    libraries = [args.only] if args.only else list(LIBRARIES)
+    libraries = args.only.split(",") if args.only else list(LIBRARIES)
+    if unknown := set(libraries) - set(LIBRARIES):
+        p.error(f"unknown contestant(s) {', '.join(sorted(unknown))}; choose from {', '.join(LIBRARIES)}")
     run_root = Path(args.run_root or ROOT / "runs" / time.strftime("bench-%Y%m%d-%H%M%S"))
     results = {task: {lib: [] for lib in LIBRARIES} for task in tasks}
     meta = {"argv": sys.argv, "nproc": os.cpu_count(), "loadavg_at_start": os.getloadavg()}
@@ -280,18 +291,19 @@ def main() -> None:
         for task in tasks:
             total_steps = min(TASKS[task]["total_steps"], args.max_steps or sys.maxsize)
             for i, seed in enumerate(seeds):
-                for lib in libraries if i % 2 == 0 else libraries[::-1]:
+                for lib in libraries[i % len(libraries):] + libraries[: i % len(libraries)]:
                     for attempt in range(args.retries + 1):
                         idle = wait_until_idle(args.wait_idle)
                         if lib == "sb3":
                             r = run_sb3(task, seed, total_steps)
                         else:
-                            name = f"{task}-seed{seed}" + (f"-retry{attempt}" if attempt else "")
-                            r = run_dramaturg(task, seed, total_steps, run_root / name)
+                            name = f"{task}-{lib}-seed{seed}" + (f"-retry{attempt}" if attempt else "")
+                            native = lib == "dramaturg-native"
+                            r = run_dramaturg(task, seed, total_steps, run_root / name, native=native)
                         r |= {"seed": seed, "total_steps": total_steps, "idle_before": idle}
                         results[task][lib].append(r)
                         print(
-                            f"{task} seed {seed} {lib:>9}: solved at {r['solved_step']} steps, "
+                            f"{task} seed {seed} {lib:>16}: solved at {r['solved_step']} steps, "
                             f"train {r['train_s'] or float('nan'):.1f}s, "
                             f"process {r['process_s']:.1f}s, {r['steps_per_s']:,.0f} steps/s, "
                             f"foreign cores {r['foreign_cores']:.2f}",

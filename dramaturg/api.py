@@ -26,11 +26,9 @@ def resolve(algo: str, flags: dict[str, Any], *, preset: bool = True, base: dict
                 raise ConfigError(f"{algo}: unknown field {key!r}{suggest(key, names)}")
     env = flags.get("env", (base or {}).get("env", module.Config.env))
     if preset and base is None:
-        from dramaturg.envs.native import gym_counterpart, is_native
         from dramaturg.presets import preset_for
 
-        # a native task starts from the preset of Gymnasium's version of it
-        for key, value in preset_for(algo, (is_native(env) and gym_counterpart(env)) or env).items():
+        for key, value in preset_for(algo, env).items():
             values[key], sources[key] = value, "preset"
     for origin, layer in (("config", base or {}), ("flag", flags)):
         for key, value in layer.items():

@@ -578,9 +578,15 @@ def _canonical_env_id(env_id: str) -> str:
 
 
 def preset_for(algo: str, env_id: str) -> dict[str, object]:
-    """The rl-zoo3 preset for this algorithm and environment id ({} if none); -v4/-v3 ids map to the -v5 entry where only that exists."""
+    """The preset for this algorithm and environment id ({} if none): rl-zoo3's for Gymnasium ids
+    (-v4/-v3 ids map to the -v5 entry where only that exists); for a native id its own entry where
+    there is one, else the preset of Gymnasium's version of the task."""
+    from dramaturg.envs.native import gym_counterpart, is_native
+
     table = PRESETS.get(algo.lower(), {})
     entry = table.get(env_id)
+    if entry is None and is_native(env_id):
+        entry = table.get(gym_counterpart(env_id) or "", {})
     if entry is None:
         entry = table.get(_canonical_env_id(env_id), {})
     return dict(entry)
