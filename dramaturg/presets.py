@@ -545,6 +545,33 @@ PRESETS: dict[str, dict[str, dict[str, object]]] = {
     "td3": _TD3,
 }
 
+# --------------------------------------------------------------------------
+# Native batched environments: tuned here for wall-clock to solved on a CPU
+# (benchmarks/sb3_vs_dramaturg.py, docs/benchmarks.md). Many cheap instances
+# feed few, large updates; evaluation still runs on Gymnasium's environment.
+# --------------------------------------------------------------------------
+_PPO["dramaturg/CartPole-v1"] = {
+    **_PPO["CartPole-v1"],
+    "num_envs": 64,
+    "n_steps": 16,
+    "batch_size": 512,
+    "n_epochs": 10,
+    "learning_rate": 0.003,
+    "lr_schedule": "constant",
+    "clip_range_schedule": "constant",
+    "eval_every": 4096,
+    "torch_threads": 1,
+}
+_SAC["dramaturg/Pendulum-v1"] = {
+    **_SAC["Pendulum-v1"],
+    "num_envs": 8,
+    "total_steps": 60_000,
+    "net_arch": (64, 64),
+    "learning_rate": 0.002,
+    "eval_every": 1000,
+    "torch_threads": 1,
+}
+
 # Older ids accepted by preset_for, mapped to the id the preset is stored under.
 _CANONICAL_VERSION: dict[str, str] = {
     **{

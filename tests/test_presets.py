@@ -12,7 +12,7 @@ from dramaturg.presets import PRESETS, preset_for
 ALGOS = {"ppo", "a2c", "sac", "td3"}
 
 # Fields each algorithm's config has (besides the common ones).
-COMMON_FIELDS = {"total_steps", "num_envs", "normalize_obs", "normalize_reward"}
+COMMON_FIELDS = {"total_steps", "num_envs", "normalize_obs", "normalize_reward", "eval_every", "torch_threads"}
 ALGO_FIELDS = {
     "ppo": {
         "learning_rate", "lr_schedule", "n_steps", "batch_size", "n_epochs",
@@ -41,7 +41,7 @@ ALGO_FIELDS = {
 }
 
 INT_FIELDS = {
-    "total_steps", "num_envs", "n_steps", "batch_size", "n_epochs",
+    "total_steps", "num_envs", "eval_every", "torch_threads", "n_steps", "batch_size", "n_epochs",
     "buffer_size", "learning_starts", "train_freq", "gradient_steps",
     "policy_delay",
 }
@@ -93,11 +93,20 @@ def test_entry_fields_and_types(algo, env_id, cfg):
     json.loads(json.dumps(cfg))
 
 
-def test_env_ids_are_registered_in_gymnasium():
+def test_env_ids_are_registered_in_gymnasium_or_native():
     gym = pytest.importorskip("gymnasium")
+    from dramaturg.envs.native import is_native
+
     for table in PRESETS.values():
         for env_id in table:
-            gym.spec(env_id)  # raises if gymnasium does not know this id
+            if not is_native(env_id):
+                gym.spec(env_id)  # raises if gymnasium does not know this id
+
+
+def test_native_ids_fall_back_to_their_gymnasium_preset():
+    assert preset_for("ppo", "dramaturg/CartPole-v1")["num_envs"] == 64  # its own entry
+    assert preset_for("ppo", "dramaturg/Acrobot-v1") == preset_for("ppo", "Acrobot-v1")  # the counterpart's
+    assert preset_for("td3", "dramaturg/MountainCarContinuous-v0") == preset_for("td3", "MountainCarContinuous-v0")
 
 
 def test_ppo_cartpole_matches_zoo():
