@@ -82,6 +82,8 @@ class RunConfig:
     """Parallel environments stepped as one batch."""
     vector_env: str = "sync"
     """`sync` steps the environments in this process, `async` in one subprocess each."""
+    env_timeout: float = 60.0
+    """Seconds an `async` environment worker may take to start or to answer one reset or step."""
     device: str = "auto"
     """Where networks and batches live: auto (cuda if available), cpu, cuda or cuda:N."""
     run_dir: str | None = None
@@ -104,6 +106,10 @@ class RunConfig:
     """Show a progress bar."""
     torch_threads: int = 0
     """Threads for torch on the CPU (0: torch's default)."""
+    check_finite: bool = True
+    """Stop, naming the tensor, at the first nan or inf in an observation, reward, loss, gradient
+    or parameter (checked on the device; read after each on-policy update and at each log,
+    evaluation and checkpoint)."""
     compile: bool = False
     """Compile the update steps with torch.compile (pays on a GPU and in long runs; the first
     call takes tens of seconds on a CPU)."""
@@ -114,6 +120,7 @@ class RunConfig:
         non_negative(self, "seed", "eval_every", "checkpoint_every", "torch_threads")
         positive(self, "total_steps", "num_envs", "eval_episodes", "log_every")
         one_of(self, "vector_env", ("sync", "async"))
+        positive(self, "env_timeout")
         require(self, re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "must be auto, cpu, cuda or cuda:N")
         if self.stop_at_return is not None:
             require(self, self.eval_every > 0, "eval_every", "must be > 0 when stop_at_return is set")

@@ -71,14 +71,15 @@ def train_on_policy(
         return action, logp, state.critic(obs)
 
     session.start(policy, {"state": state})
-    run_on_policy(
-        env,
-        act,
-        state.critic,
-        lambda rollout: update(state, cfg, rollout, session.step / cfg.total_steps),
-        rollout_len=cfg.n_steps,
-        session=session,
-    )
+    with session.explaining_errors():
+        run_on_policy(
+            env,
+            act,
+            state.critic,
+            lambda rollout: update(state, cfg, rollout, session.step / cfg.total_steps),
+            rollout_len=cfg.n_steps,
+            session=session,
+        )
     return session.finish()
 
 
@@ -103,16 +104,17 @@ def train_off_policy(
     act_dim = int(env.action_space.shape[0])
 
     session.start(policy, {"state": state, "buffer": buffer})
-    run_off_policy(
-        env,
-        lambda obs: explore(state, obs),
-        lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
-        lambda batch: update(state, cfg, batch),
-        buffer,
-        batch_size=cfg.batch_size,
-        learning_starts=cfg.learning_starts,
-        train_freq=cfg.train_freq,
-        gradient_steps=cfg.gradient_steps,
-        session=session,
-    )
+    with session.explaining_errors():
+        run_off_policy(
+            env,
+            lambda obs: explore(state, obs),
+            lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
+            lambda batch: update(state, cfg, batch),
+            buffer,
+            batch_size=cfg.batch_size,
+            learning_starts=cfg.learning_starts,
+            train_freq=cfg.train_freq,
+            gradient_steps=cfg.gradient_steps,
+            session=session,
+        )
     return session.finish()

@@ -45,9 +45,11 @@ def run_off_policy(
         buffer.add(obs, action, step.rewards, step.final_obs, step.terminated)
         obs = step.obs
         session.advance(B)
+        session.guard.watch({"observation": step.obs, "reward": step.rewards})
         if session.step >= learning_starts and (session.step // B) % train_freq == 0:
             for _ in range(gradient_steps):
                 metrics = update_fn(buffer.sample(batch_size))
+                session.guard.watch_update(metrics)
                 session.updates += 1
         session.obs = obs
         session.tick(metrics)

@@ -47,9 +47,11 @@ def run_on_policy(env, act_fn: ActFn, value_fn: ValueFn, update_fn: UpdateFn, *,
             )
             obs = step.obs
             session.advance(B)
+            session.guard.watch({"observation": step.obs, "reward": step.rewards})
         with torch.no_grad():
             last_values = value_fn(obs)
         metrics = update_fn(storage.rollout(last_values, truncation_values))
+        session.guard.watch_update(metrics)
         session.updates += 1
         session.obs = obs
-        session.tick(metrics)
+        session.tick(metrics, verify=True)  # one host read per rollout

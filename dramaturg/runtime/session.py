@@ -8,12 +8,13 @@ the final policy and summary. The loops call `advance` after each environment st
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +34,7 @@ from dramaturg.runtime.checkpoint import (
     write_state,
 )
 from dramaturg.runtime.evaluation import evaluate, evaluate_native
+from dramaturg.runtime.finite import FiniteGuard
 from dramaturg.runtime.logger import Logger
 from dramaturg.runtime.progress import Progress
 
@@ -123,6 +125,7 @@ class Session:
             torch.set_num_threads(cfg.torch_threads)
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
+        self.guard = FiniteGuard(self.device, enabled=cfg.check_finite)
         self.logger = Logger(self.run_dir)
         self.step = 0
         self.updates = 0
@@ -178,6 +181,8 @@ class Session:
         self.policy = policy
         self._stateful = dict(stateful)
         self.obs = self._restore() if self.resuming else self.env.reset()
+        self.guard.track(self._stateful)
+        self.guard.step, self.guard.updates = self.step, self.updates
         self._progress = Progress(self.cfg.total_steps, self.step, self.cfg.progress)
         self._t0 = time.perf_counter()
         self._next_log = _next_multiple(self.step, self.cfg.log_every)
@@ -199,15 +204,19 @@ class Session:
 
     def advance(self, steps: int) -> None:
         self.step += steps
+        self.guard.step = self.step
 
-    def tick(self, metrics: dict[str, Any] | None = None) -> bool:
+    def tick(self, metrics: dict[str, Any] | None = None, *, verify: bool = False) -> bool:
         """Log, evaluate and checkpoint where their intervals were crossed; True when training ends.
 
         Call it where the loop's state is complete (after an update), so a checkpoint taken here
-        resumes exactly.
+        resumes exactly. Non-finite values are looked for first: always when `verify`, else
+        whenever something is about to be logged, evaluated or written.
         """
         if metrics:
             self._pending_train = metrics
+        if verify or self.step >= min(self._next_log, self._next_eval, self._next_ckpt):
+            self.guard.verify()
         if self.step >= self._next_log:
             self._log_training()
             self._next_log = _next_multiple(self.step, self.cfg.log_every)
@@ -281,7 +290,18 @@ class Session:
             },
         }
 
+    @contextlib.contextmanager
+    def explaining_errors(self) -> Iterator[None]:
+        """Where training fails on a nan or inf that was watched earlier (a sampler fed nan
+        probabilities, say), raise NonFiniteError naming it, chained to the original error."""
+        try:
+            yield
+        except Exception:
+            self.guard.verify("after training failed")
+            raise
+
     def checkpoint(self) -> Path:
+        self.guard.verify("before writing a checkpoint")
         return save_checkpoint(self.run_dir / "checkpoints", f"step-{self.step:012d}", self._state())
 
     def _restore(self) -> Any:
