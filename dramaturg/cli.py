@@ -20,7 +20,9 @@ dramaturg train --config RUN_DIR/config.json  a new run from a saved config (fla
 dramaturg train --resume RUN_DIR [--total-steps N]  continue a run from its last checkpoint
 dramaturg eval RUN_DIR [--episodes N] [--env ENV] [--json]
 dramaturg plot RUN_DIR... [--x steps|time] [--out curves.png]
-dramaturg list"""
+dramaturg list
+dramaturg check-env ENV [--env-kwargs JSON]      check your own environment before training on it
+dramaturg bench [--quick] [--seeds 1,2,3]     benchmark suite vs the peers (source checkout, bench extra)"""
 
 
 class UsageError(Exception):
@@ -194,13 +196,48 @@ def cmd_list(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list}
+def cmd_bench(argv: list[str]) -> int:
+    """Run benchmarks/suite.py of a source checkout (it needs the `bench` extra: the peers)."""
+    import subprocess
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[1] / "benchmarks" / "suite.py"
+    if not suite.is_file():
+        print(f"error: {suite} not found: the benchmark suite ships with the source tree, "
+              "not with the installed package", file=sys.stderr)
+        return 1
+    return subprocess.call([sys.executable, str(suite), *argv])
+
+
+def cmd_check_env(argv: list[str]) -> int:
+    """Print every problem `dramaturg.envs.check` finds in an environment; exit 1 if any."""
+    from dramaturg.envs.check import inspect_env
+
+    parser = argparse.ArgumentParser(prog="dramaturg check-env", description="Check an environment before training on it.")
+    parser.add_argument("env", help="Gymnasium id or package.module:Name")
+    parser.add_argument("--env-kwargs", default=None, help="JSON keyword arguments for the constructor")
+    parser.add_argument("--steps", type=int, default=200, help="random-action steps to take (default 200)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the resets and the actions")
+    args = parser.parse_args(argv)
+    try:
+        kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"--env-kwargs is not valid JSON: {exc}") from exc
+    if not isinstance(kwargs, dict):
+        raise UsageError(f"--env-kwargs must be a JSON object, not {args.env_kwargs!r}")
+    report = inspect_env(args.env, kwargs, steps=args.steps, seed=args.seed)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "plot": cmd_plot, "list": cmd_list, "bench": cmd_bench, "check-env": cmd_check_env}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from dramaturg.config import ConfigError
     from dramaturg.envs.factory import EnvError
     from dramaturg.runtime.checkpoint import CheckpointError
+    from dramaturg.runtime.finite import NonFiniteError
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -215,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, EnvError, UsageError) as exc:
         print(f"dramaturg: error: {exc}", file=sys.stderr)
         return 2
-    except (CheckpointError, FileNotFoundError) as exc:
+    except (CheckpointError, FileNotFoundError, NonFiniteError) as exc:
         print(f"dramaturg: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -16,18 +16,17 @@ from tests.helpers import tensors
 
 
 class PoisonedCartPole(gym.Wrapper):
-    """CartPole whose `field` (reward or observation) turns nan at global step `at`."""
-
-    steps = 0
+    """CartPole whose `field` (reward or observation) turns nan at its step `at` (the checks before
+    training use instances of their own, which stop long before)."""
 
     def __init__(self, field: str = "reward", at: int = 300):
         super().__init__(gym.make("CartPole-v1"))
-        self.field, self.at = field, at
+        self.field, self.at, self.steps = field, at, 0
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        PoisonedCartPole.steps += 1
-        if PoisonedCartPole.steps >= self.at:
+        self.steps += 1
+        if self.steps >= self.at:
             if self.field == "reward":
                 reward = float("nan")
             else:
@@ -41,7 +40,6 @@ RUN = dict(env="tests.test_finite:PoisonedCartPole", num_envs=1, n_steps=64, bat
 
 @pytest.mark.parametrize(("field", "name"), [("reward", "reward"), ("observation", "observation")])
 def test_poisoned_environment_stops_training_naming_the_tensor(tmp_path: Path, field: str, name: str):
-    PoisonedCartPole.steps = 0
     with pytest.raises(NonFiniteError, match=rf"non-finite values \(nan or inf\) in {name}\b.*environment step 300"):
         dramaturg.train("ppo", run_dir=str(tmp_path), total_steps=2_000, env_kwargs={"field": field, "at": 300}, **RUN)
     state = load_latest(tmp_path / "checkpoints")  # the last one, from before the poison
@@ -56,7 +54,6 @@ def test_exploding_updates_are_named(tmp_path: Path):
 
 
 def test_check_finite_false_leaves_it_to_torch(tmp_path: Path):
-    PoisonedCartPole.steps = 0
     with pytest.raises(RuntimeError) as failure:  # the sampler meets nan probabilities, unexplained
         dramaturg.train("ppo", run_dir=str(tmp_path), total_steps=2_000, env_kwargs={"at": 300}, check_finite=False, **RUN)
     assert not isinstance(failure.value, NonFiniteError)

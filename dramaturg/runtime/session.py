@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -109,6 +110,7 @@ class Session:
         else:
             self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
             probe = self.make_single_env()
+            check_user_env(self.make_single_env, cfg.seed)
         try:
             self.observation_space, self.action_space = probe.observation_space, probe.action_space
         finally:
@@ -167,6 +169,7 @@ class Session:
                 gamma=gamma,
                 obs_norm=self.obs_norm,
                 normalize_reward=cfg.normalize_reward,
+                env_timeout=cfg.env_timeout,
             )
         spaces = {"observation": space_to_json(obs_space), "action": space_to_json(act_space)}
         (self.run_dir / "spaces.json").write_text(json.dumps(spaces) + "\n")
@@ -351,6 +354,21 @@ class Session:
         self.logger.close()
         self.env.close()
         return Result(self.policy, self.run_dir, summary)
+
+
+def check_user_env(make_env: Callable[[], Any], seed: int) -> None:
+    """`dramaturg check-env`'s checks, before anything is written: any defect stops the run
+    (EnvCheckError lists them all), except an environment that does not replay from its seed,
+    which trains but is warned that an interrupted run will not resume exactly."""
+    from dramaturg.envs.check import EnvCheckError, inspect_env
+
+    report = inspect_env(make_env, steps=50, seed=seed)
+    for problem in report.problems:
+        if problem.defect == "seeding":
+            warnings.warn(f"{problem}; a resumed run will differ from an uninterrupted one", stacklevel=3)
+    fatal = tuple(p for p in report.problems if p.defect != "seeding")
+    if fatal:
+        raise EnvCheckError(dataclasses.replace(report, problems=fatal))
 
 
 def _next_multiple(step: int, every: int) -> int:
