@@ -19,11 +19,12 @@ class Rollout(NamedTuple):
     obs: Obs  # [T, B, *obs]
     actions: Tensor  # [T, B, *act]
     logp: Tensor  # [T, B] log-probability of the action under the behaviour policy
-    values: Tensor  # [T, B] V(s_t) at collection time
+    values: Tensor  # [T, B] V(s_t) at collection time; [T, B, H] for a critic with H heads
     rewards: Tensor  # [T, B]
-    next_values: Tensor  # [T, B] V(s_{t+1}); V(final observation) where the episode was truncated
+    next_values: Tensor  # like values: V(s_{t+1}); V(final observation) where the episode was truncated
     terminated: Tensor  # [T, B] float, 1 where s_{t+1} is terminal (no bootstrap)
     dones: Tensor  # [T, B] float, 1 where the episode ended (terminated or truncated)
+    costs: Tensor | None = None  # [T, B, K] constraint costs from info["cost"]; None where the env gives none
 
 
 class Transition(NamedTuple):

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dramaturg import api, cli
+from dramaturg import algos, api, cli
 from dramaturg.algos import a2c, ppo, sac, td3
 from dramaturg.config import (
     ConfigError,
@@ -91,6 +91,8 @@ def run_rule_cases():
 ALGO_CASES = [
     # ppo
     case("ppo", "learning_rate", "must be > 0", learning_rate=0.0),
+    case("ppo", "policy", "must be one of gaussian, gmm", policy="mixture"),
+    case("ppo", "components", "must be >= 1", components=0),
     case("ppo", "learning_rate", "must be > 0", learning_rate=-3e-4),
     case("ppo", "learning_rate", "must be > 0", learning_rate=NAN),
     case("ppo", "learning_rate", "must be of type float", learning_rate="abc"),
@@ -152,6 +154,8 @@ ALGO_CASES = [
     case("a2c", "ortho_init", "must be of type bool", ortho_init=0),
     # sac
     case("sac", "learning_rate", "must be > 0", learning_rate=0.0),
+    case("sac", "policy", "must be one of gaussian, gmm", policy="mixture"),
+    case("sac", "components", "must be >= 1", components=0),
     case("sac", "learning_rate", "must be of type float", learning_rate="abc"),
     case("sac", "buffer_size", "must be > 0", buffer_size=0),
     case("sac", "batch_size", "must be > 0", batch_size=0),
@@ -627,7 +631,7 @@ def test_cli_unknown_algorithm(capsys, no_training):
     assert code == 2 and out == ""
     assert err.startswith("dramaturg: error: ")
     assert "unknown algorithm 'ppp'" in err and "did you mean ppo" in err
-    assert "a2c, ppo, sac, td3" in err
+    assert f"known: {', '.join(algos.ALGORITHMS)}" in err
     assert no_training == []
 
 

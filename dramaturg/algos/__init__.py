@@ -7,7 +7,10 @@ from types import ModuleType
 
 ALGORITHMS = {
     "a2c": "Advantage actor-critic, synchronous (Mnih et al. 2016)",
+    "mdpo": "Mirror descent policy optimization, on-policy (Tomar et al. 2022)",
+    "mdpo-off": "Mirror descent policy optimization, off-policy, SAC-like (Tomar et al. 2022)",
     "ppo": "Proximal policy optimization, clipped (Schulman et al. 2017)",
+    "ppo-lagrangian": "PPO on the Lagrangian of a cost-constrained MDP (Ray, Achiam & Amodei 2019)",
     "sac": "Soft actor-critic, twin Q and automatic temperature (Haarnoja et al. 2018)",
     "td3": "Twin delayed DDPG (Fujimoto et al. 2018)",
 }
@@ -18,4 +21,4 @@ def get(name: str) -> ModuleType:
         from dramaturg.config import ConfigError, suggest
 
         raise ConfigError(f"unknown algorithm {name!r}{suggest(name, ALGORITHMS)}; known: {', '.join(ALGORITHMS)}")
-    return importlib.import_module(f"dramaturg.algos.{name}")
+    return importlib.import_module(f"dramaturg.algos.{name.replace('-', '_')}")  # mdpo-off -> mdpo_off.py

@@ -4,6 +4,11 @@ Clipped surrogate, GAE, optional value clipping, advantage normalisation per min
 bonus, global gradient clipping, linear annealing of the step size and clip range, and an
 optional early stop of the epochs when the approximate KL passes `target_kl`. Details follow
 "The 37 Implementation Details of PPO" (Huang et al. 2022) and SB3, whose defaults these are.
+
+`policy="gmm"` makes the actor a mixture of `components` Gaussians (PMOE, Ren et al. 2021,
+arXiv:2104.09122), as the authors' PPO version: the clipped surrogate uses the mixture's density,
+a Q-network is regressed on the GAE returns of the rollout's actions, and the routing weights are
+regressed toward the expert whose sampled action has the highest Q-value.
 """
 
 from __future__ import annotations
@@ -14,12 +19,14 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import compiled, scheduled, train_on_policy
-from dramaturg.config import RunConfig, layer_widths, non_negative, one_of, positive, require, unit_interval
+from dramaturg.config import ConfigError, RunConfig, layer_widths, non_negative, one_of, positive, require, unit_interval
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import explained_variance, gae, tree_map
+from dramaturg.losses.mixture import routing_loss
 from dramaturg.losses.policy import entropy_bonus, ppo_clip
+from dramaturg.losses.q import q_regression
 from dramaturg.losses.value import clipped_value, value_mse
-from dramaturg.nn import Adam, StochasticActor, ValueCritic
+from dramaturg.nn import Adam, QEnsemble, StochasticActor, ValueCritic
 from dramaturg.runtime.session import Result
 
 
@@ -65,6 +72,10 @@ class Config(RunConfig):
     """Orthogonal initialisation (hidden gain sqrt 2, policy output 0.01, value output 1)."""
     log_std_init: float = 0.0
     """Initial log standard deviation of a Gaussian policy."""
+    policy: str = "gaussian"
+    """Policy over Box actions: gaussian, or gmm, a mixture of Gaussian experts (PMOE)."""
+    components: int = 4
+    """Experts K of the gmm policy (unused by gaussian)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,6 +86,8 @@ class Config(RunConfig):
         one_of(self, "lr_schedule", ("constant", "linear"))
         one_of(self, "clip_range_schedule", ("constant", "linear"))
         one_of(self, "activation", ("tanh", "relu", "elu", "gelu"))
+        one_of(self, "policy", ("gaussian", "gmm"))
+        require(self, self.components >= 1, "components", "must be >= 1")
         if self.clip_range_vf is not None:
             positive(self, "clip_range_vf")
         if self.target_kl is not None:
@@ -92,15 +105,23 @@ class State:
     actor: StochasticActor
     critic: ValueCritic
     optimizer: torch.optim.Optimizer
+    q: QEnsemble | None = None  # Q(s, a) that scores the experts of a gmm policy (PMOE)
 
 
 def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
     obs_dim = flat_dim(obs_space)
+    if cfg.policy == "gmm" and not (isinstance(action_space, gym.spaces.Box) and len(action_space.shape) == 1):
+        raise ConfigError(f"ppo: policy = 'gmm' needs a 1-D Box (continuous) action space; this environment has {action_space}")
     actor = StochasticActor(
-        obs_dim, action_space, cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init
+        obs_dim, action_space, cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init, log_std_init=cfg.log_std_init,
+        components=cfg.components if cfg.policy == "gmm" else None,
     ).to(device)
     critic = ValueCritic(obs_dim, cfg.critic_arch or cfg.net_arch, activation=cfg.activation, ortho_init=cfg.ortho_init).to(device)
     params = [*actor.parameters(), *critic.parameters()]
+    if cfg.policy == "gmm":
+        q = QEnsemble(obs_dim, int(action_space.shape[0]), cfg.critic_arch or cfg.net_arch, members=1).to(device)
+        optimizer = Adam([*params, *q.parameters()], lr=cfg.learning_rate, eps=1e-5)  # one optimiser, as the authors' code
+        return State(actor, critic, optimizer, q)
     optimizer = Adam(params, lr=cfg.learning_rate, eps=1e-5)  # eps as baselines / SB3
     return State(actor, critic, optimizer)
 
@@ -120,7 +141,25 @@ def minibatch_loss(
         v_loss, v_metrics = clipped_value(values, values_old, returns, clip=cfg.clip_range_vf)
     ent_loss, ent_metrics = entropy_bonus(entropy)
     loss = pg_loss + cfg.vf_coef * v_loss + cfg.ent_coef * ent_loss
+    if state.q is not None:
+        pmoe_loss, pmoe_metrics = pmoe_losses(state, obs, actions, returns)
+        return loss + pmoe_loss, pg_metrics | v_metrics | ent_metrics | pmoe_metrics
     return loss, pg_metrics | v_metrics | ent_metrics
+
+
+def pmoe_losses(state: State, obs, actions, returns) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PMOE-PPO's extra terms, as the authors' code: Q(s, a) regressed on the GAE returns of the
+    rollout's actions, and the routing weights regressed toward the expert whose sampled action
+    has the highest Q (Ren et al. 2021, the frequency approximate gradient)."""
+    params = state.actor(obs)
+    with torch.no_grad():
+        candidates = state.actor.head.component_samples(params)  # [N, K, A]
+        n, k = candidates.shape[:2]
+        repeated = tree_map(lambda x: x.repeat_interleave(k, dim=0), obs)  # [N*K, ...]
+        q_experts = state.q(repeated, candidates.flatten(0, 1))[0].view(n, k)  # [N, K]
+    route_loss, route_metrics = routing_loss(params[0].exp(), q_experts)
+    q_loss, q_metrics = q_regression(state.q(obs, actions), returns)
+    return route_loss + q_loss, route_metrics | q_metrics
 
 
 def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, torch.Tensor]:

@@ -4,6 +4,11 @@ arXiv:1812.05905).
 Twin Q-networks evaluated as one ensemble, clipped double-Q soft targets, a tanh-squashed Gaussian
 actor trained through the reparameterisation trick, and the temperature alpha tuned toward a target
 entropy of -dim(A). Defaults are SB3's.
+
+`policy="gmm"` makes the actor a tanh-squashed mixture of `components` Gaussians (PMOE, Ren et al.
+2021, arXiv:2104.09122): it acts by drawing an expert from the routing weights, every expert takes
+SAC's actor step on its own reparameterised sample, and the routing weights are regressed toward the
+expert whose sample has the highest Q-value (the paper's frequency approximate gradient).
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import compiled, require_box_actions, train_off_policy
-from dramaturg.config import OffPolicyConfig, layer_widths, positive
+from dramaturg.config import OffPolicyConfig, layer_widths, one_of, positive, require
 from dramaturg.envs.spaces import flat_dim
-from dramaturg.functional import polyak_
+from dramaturg.functional import polyak_, tree_map
+from dramaturg.losses.mixture import pmoe_sac_experts, routing_loss
 from dramaturg.losses.q import q_regression, sac_actor, td_target, temperature
 from dramaturg.nn import Adam, QEnsemble, StochasticActor
 from dramaturg.runtime.session import Result
@@ -40,11 +46,17 @@ class Config(OffPolicyConfig):
     """Q-networks in the ensemble; the target takes their minimum."""
     log_std_init: float = 0.0
     """Initial bias of the actor's log standard deviation output."""
+    policy: str = "gaussian"
+    """Actor distribution: gaussian (tanh-squashed), or gmm, a squashed mixture of experts (PMOE)."""
+    components: int = 4
+    """Experts K of the gmm policy (unused by gaussian)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         layer_widths(self, "net_arch")
         positive(self, "learning_rate", "ent_coef_init", "n_critics")
+        one_of(self, "policy", ("gaussian", "gmm"))
+        require(self, self.components >= 1, "components", "must be >= 1")
 
 
 @dataclass
@@ -63,7 +75,8 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
     require_box_actions("sac", action_space)
     obs_dim, act_dim = flat_dim(obs_space), int(action_space.shape[0])
     actor = StochasticActor(
-        obs_dim, action_space, cfg.net_arch, activation="relu", ortho_init=False, log_std_init=cfg.log_std_init, squash=True
+        obs_dim, action_space, cfg.net_arch, activation="relu", ortho_init=False, log_std_init=cfg.log_std_init, squash=True,
+        components=cfg.components if cfg.policy == "gmm" else None,
     ).to(device)
     critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=cfg.n_critics).to(device)
     critic_target = copy.deepcopy(critic).requires_grad_(False)
@@ -89,6 +102,19 @@ def critic_loss(state: State, cfg: Config, batch, alpha: torch.Tensor) -> tuple[
     return q_regression(state.critic(batch.obs, batch.actions), target)
 
 
+def pmoe_actor_loss(state: State, obs, alpha: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PMOE-SAC's actor step: SAC's loss on one reparameterised sample of every expert, plus the
+    routing loss toward the expert whose sample has the highest min_j Q_j (Ren et al. 2021)."""
+    params = state.actor(obs)
+    actions, logp = state.actor.head.rsample_components(params)  # [N, K, A], [N, K]
+    n, k = logp.shape
+    repeated = tree_map(lambda x: x.repeat_interleave(k, dim=0), obs)  # [N*K, ...], state n at rows n*K..n*K+K-1
+    q = state.critic(repeated, actions.flatten(0, 1), detach_params=True).min(0).values.view(n, k)  # [N, K]
+    expert_loss, expert_metrics = pmoe_sac_experts(q, logp, alpha)
+    route_loss, route_metrics = routing_loss(params[0].exp(), q)
+    return expert_loss + route_loss, expert_metrics | route_metrics
+
+
 def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
     """One gradient step of temperature, critics and actor, then the target critics."""
     action, logp = state.actor.sample(batch.obs)  # reparameterised, [N, A], [N]
@@ -105,8 +131,11 @@ def update(state: State, cfg: Config, batch) -> dict[str, torch.Tensor]:
     q_loss.backward()
     state.critic_opt.step()
 
-    q_pi = state.critic(batch.obs, action, detach_params=True).min(0).values  # gradient to the actor only
-    actor_loss, actor_metrics = sac_actor(q_pi, logp, alpha)
+    if cfg.policy == "gmm":
+        actor_loss, actor_metrics = pmoe_actor_loss(state, batch.obs, alpha)
+    else:
+        q_pi = state.critic(batch.obs, action, detach_params=True).min(0).values  # gradient to the actor only
+        actor_loss, actor_metrics = sac_actor(q_pi, logp, alpha)
     state.actor_opt.zero_grad(set_to_none=True)
     actor_loss.backward()
     state.actor_opt.step()

@@ -3,6 +3,8 @@
 Observations come out normalised (if an `ObsNormalizer` is enabled) and rewards scaled (if reward
 normalisation is on); episode returns and lengths are tracked on the raw rewards. Sub-environments
 auto-reset in the same step; the observation that ended an episode is returned as `final_obs`.
+Constraint costs that sub-environments report as `info["cost"]` (a float, or a sequence of K floats)
+come out as `costs` [B, K], raw (never scaled); `costs` is None while no sub-environment has reported one.
 The whole state, including each sub-environment's, can be saved and restored exactly.
 """
 
@@ -27,6 +29,7 @@ class StepResult(NamedTuple):
     final_obs: Obs  # [B, *obs] the true next observation: differs from obs where an episode ended
     any_done: bool | None  # None where knowing would cost a host sync (native envs)
     any_truncated: bool | None
+    costs: Tensor | None = None  # [B, K] float32 info["cost"] of this step; None where the env gives none
 
 
 class TorchVecEnv:
@@ -43,6 +46,7 @@ class TorchVecEnv:
         self.ep_length = np.zeros(self.num_envs, dtype=np.int64)
         self.finished: list[tuple[float, int]] = []  # (return, length) of episodes ended since read
         self.raw_obs: Any = None
+        self.num_costs: int | None = None  # K, once a sub-environment has reported info["cost"]
         discrete = isinstance(self.action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
         self._action_dtype = np.int64 if discrete else self.action_space.dtype
 
@@ -94,7 +98,15 @@ class TorchVecEnv:
             final_obs,
             any_done,
             bool(truncated.any()),
+            self._costs(info),
         )
+
+    def _costs(self, info: dict[str, Any]) -> Tensor | None:
+        costs = step_costs(info, self.num_envs, self.num_costs)
+        if costs is None:
+            return None
+        self.num_costs = costs.shape[1]
+        return torch.as_tensor(costs, device=self.device, dtype=torch.float32)
 
     def _scale_rewards(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
         # SB3 VecNormalize: divide by the running std of the discounted return, clip to [-10, 10]
@@ -134,6 +146,41 @@ class TorchVecEnv:
         self.ep_length = state["ep_length"].numpy().astype(np.int64)
         self.finished = [(float(r), int(n)) for r, n in state["finished"]]
         return self._observe(raw, update=False)
+
+
+def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None) -> np.ndarray | None:
+    """[B, K] costs of one vector step from `info["cost"]`, 0 for sub-environments that gave none.
+
+    A sub-environment whose episode ended in this step was reset in the same step (Gymnasium's
+    SAME_STEP autoreset), so its step's info, cost included, sits under `info["final_info"]`.
+    None when no sub-environment reported a cost and `num_costs` (K seen before) is None.
+    """
+    sources = [info]
+    if isinstance(info.get("final_info"), dict):
+        sources.append(info["final_info"])
+    rows: dict[int, np.ndarray] = {}
+    for source in sources:
+        if "cost" not in source:
+            continue
+        values = source["cost"]
+        mask = source.get("_cost", np.ones(num_envs, dtype=bool))
+        for i in np.flatnonzero(mask):
+            rows[int(i)] = np.atleast_1d(np.asarray(values[i], dtype=np.float64))
+    if not rows and num_costs is None:
+        return None
+    widths = {len(r) for r in rows.values()} | ({num_costs} if num_costs is not None else set())
+    if len(widths) != 1 or any(r.ndim != 1 for r in rows.values()):
+        raise ValueError(
+            f'info["cost"] must be a float or a flat sequence of the same length K at every step and in every '
+            f"sub-environment; got lengths {sorted(widths)} (earlier steps: K = {num_costs})"
+        )
+    out = np.zeros((num_envs, widths.pop()), dtype=np.float64)
+    for i, row in rows.items():
+        out[i] = row
+    if not np.isfinite(out).all():
+        bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(out).all(1))})
+        raise ValueError(f'info["cost"] must be finite; sub-environments {bad} gave {out[bad].tolist()}')
+    return out
 
 
 def _with_final(raw: Any, info: dict[str, Any], idx: np.ndarray) -> Any:

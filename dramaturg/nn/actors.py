@@ -8,13 +8,24 @@ import gymnasium as gym
 import torch
 from torch import Tensor, nn
 
-from dramaturg.nn.heads import CategoricalHead, GaussianHead, MultiCategoricalHead, TanhGaussianHead
+from dramaturg.nn.heads import (
+    CategoricalHead,
+    GaussianHead,
+    GaussianMixtureHead,
+    MultiCategoricalHead,
+    TanhGaussianHead,
+    TanhGaussianMixtureHead,
+)
 from dramaturg.nn.mlp import flatten_obs, mlp
 from dramaturg.types import Obs
 
 
 class StochasticActor(nn.Module):
-    """pi(a|s): features from an MLP, then a distribution head chosen by the action space."""
+    """pi(a|s): features from an MLP, then a distribution head chosen by the action space.
+
+    `components` K asks for a Gaussian mixture over Box actions (PMOE, Ren et al. 2021) instead of
+    one Gaussian; None keeps the single Gaussian.
+    """
 
     def __init__(
         self,
@@ -26,6 +37,7 @@ class StochasticActor(nn.Module):
         ortho_init: bool = True,
         log_std_init: float = 0.0,
         squash: bool = False,
+        components: int | None = None,
     ):
         super().__init__()
         self.torso = mlp(obs_dim, hidden, None, activation=activation, ortho_init=ortho_init)
@@ -34,6 +46,11 @@ class StochasticActor(nn.Module):
             self.head: nn.Module = CategoricalHead(width, int(action_space.n))
         elif isinstance(action_space, gym.spaces.MultiDiscrete):
             self.head = MultiCategoricalHead(width, [int(n) for n in action_space.nvec])
+        elif components is not None:
+            if components < 1:
+                raise ValueError(f"components = {components} is invalid: must be >= 1")
+            mixture = TanhGaussianMixtureHead if squash else GaussianMixtureHead
+            self.head = mixture(width, int(action_space.shape[0]), components, log_std_init)
         elif squash:
             self.head = TanhGaussianHead(width, int(action_space.shape[0]), log_std_init)
         else:
@@ -46,7 +63,7 @@ class StochasticActor(nn.Module):
     def sample(self, obs: Obs) -> tuple[Tensor, Tensor]:
         """An action and its log-probability; reparameterised for a squashed (tanh) head."""
         params = self(obs)
-        if isinstance(self.head, TanhGaussianHead):
+        if isinstance(self.head, (TanhGaussianHead, TanhGaussianMixtureHead)):
             return self.head.rsample(params)
         action = self.head.sample(params)
         return action, self.head.log_prob(params, action)

@@ -110,13 +110,14 @@ class Session:
         else:
             self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
             probe = self.make_single_env()
-            check_user_env(self.make_single_env, cfg.seed)
         try:
             self.observation_space, self.action_space = probe.observation_space, probe.action_space
         finally:
             probe.close()
         if check_spaces is not None:
             check_spaces(self.observation_space, self.action_space)
+        if not self.native:
+            check_user_env(cfg.env, cfg.env_kwargs, cfg.seed)
         self.run_dir = Path(cfg.run_dir or f"runs/{algo}-{cfg.env.replace('/', '_').replace(':', '_')}-{cfg.seed}")
         self.resuming = resume
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -356,13 +357,13 @@ class Session:
         return Result(self.policy, self.run_dir, summary)
 
 
-def check_user_env(make_env: Callable[[], Any], seed: int) -> None:
+def check_user_env(env: str, env_kwargs: dict[str, Any], seed: int) -> None:
     """`dramaturg check-env`'s checks, before anything is written: any defect stops the run
     (EnvCheckError lists them all), except an environment that does not replay from its seed,
     which trains but is warned that an interrupted run will not resume exactly."""
     from dramaturg.envs.check import EnvCheckError, inspect_env
 
-    report = inspect_env(make_env, steps=50, seed=seed)
+    report = inspect_env(env, env_kwargs, steps=50, seed=seed)
     for problem in report.problems:
         if problem.defect == "seeding":
             warnings.warn(f"{problem}; a resumed run will differ from an uninterrupted one", stacklevel=3)
