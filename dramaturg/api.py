@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
 from dramaturg import algos
-from dramaturg.config import ConfigError, from_dict
+from dramaturg.config import ConfigError, from_dict, read_json
 
 
 def resolve(algo: str, flags: dict[str, Any], *, preset: bool = True, base: dict[str, Any] | None = None):
@@ -45,11 +44,9 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: missing; is {run_dir} a dramaturg run folder?")
-    try:
-        record = json.loads(path.read_text())
-        record["algo"], record["config"]  # noqa: B018 - both must be there
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not a dramaturg run config ({exc})") from exc
+    record = read_json(path)
+    if not (isinstance(record, dict) and isinstance(record.get("algo"), str) and isinstance(record.get("config"), dict)):
+        raise ConfigError(f"{path}: not a dramaturg run config (an object with 'algo' and 'config' expected)")
     return record
 
 
@@ -63,18 +60,22 @@ def resume(run_dir: str | Path, **overrides: Any):
 
 def load(run_dir: str | Path, device: str = "cpu"):
     """Rebuild the run's actor from config.json and spaces.json and load policy/ weights."""
-    from dramaturg.envs.spaces import space_from_json
-    from dramaturg.runtime.checkpoint import read_state
-    from dramaturg.algos.common import make_policy
-    from dramaturg.envs.spaces import obs_shape
-    from dramaturg.nn import ObsNormalizer
     import torch
+
+    from dramaturg.algos.common import make_policy
+    from dramaturg.envs.spaces import obs_shape, space_from_json
+    from dramaturg.nn import ObsNormalizer
+    from dramaturg.runtime.checkpoint import CheckpointError, read_state
 
     record = read_run_config(run_dir)
     module = algos.get(record["algo"])
     cfg = from_dict(module.Config, record["config"])
-    spaces = json.loads((Path(run_dir) / "spaces.json").read_text())
-    obs_space, act_space = space_from_json(spaces["observation"]), space_from_json(spaces["action"])
+    path = Path(run_dir) / "spaces.json"
+    spaces = read_json(path, CheckpointError)
+    try:
+        obs_space, act_space = space_from_json(spaces["observation"]), space_from_json(spaces["action"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: not the spaces of a dramaturg run ({exc!r})") from exc
     state = module.make(cfg, obs_space, act_space, torch.device(device))
     obs_norm = ObsNormalizer(obs_shape(obs_space) if cfg.normalize_obs else None).to(device)
     policy = make_policy(state.actor, obs_norm, obs_space, act_space)

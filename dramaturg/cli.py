@@ -129,6 +129,7 @@ def cmd_eval(argv: list[str]) -> int:
 
     from dramaturg import api
     from dramaturg.envs.factory import env_factory
+    from dramaturg.envs.trend import with_trend
     from dramaturg.runtime.evaluation import evaluate
 
     parser = argparse.ArgumentParser(prog="dramaturg eval", description="Evaluate a run's final policy.")
@@ -143,8 +144,10 @@ def cmd_eval(argv: list[str]) -> int:
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
     record = api.read_run_config(args.run_dir)
-    env_id = args.env or record["config"]["env"]
-    kwargs = json.loads(args.env_kwargs) if args.env_kwargs else (record["config"]["env_kwargs"] if not args.env else {})
+    cfg = record["config"]
+    env_id = args.env or cfg["env"]
+    kwargs = json.loads(args.env_kwargs) if args.env_kwargs else (cfg["env_kwargs"] if not args.env else {})
+    env_id, kwargs = with_trend(env_id, kwargs, cfg.get("trend", 0), cfg.get("trend_form", "differences"))  # as trained
     policy = api.load(args.run_dir)
     returns = evaluate(policy, env_factory(env_id, kwargs), args.episodes, seed=args.seed, deterministic=not args.stochastic)
     report = {

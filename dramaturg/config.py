@@ -18,11 +18,22 @@ import types
 import typing
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 
 class ConfigError(ValueError):
     """A configuration value outside what is allowed; the message names field, value and range."""
+
+
+def read_json(path: Path, error: type[Exception] = ConfigError) -> Any:
+    """The JSON document in `path`; a missing, unreadable or non-JSON file raises `error` naming it."""
+    if not path.is_file():
+        raise error(f"{path}: missing")
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: not valid JSON ({exc})") from exc
 
 
 def owner(cls: type) -> str:
@@ -66,6 +77,16 @@ def one_of(cfg: Any, name: str, choices: typing.Iterable[str]) -> None:
     require(cfg, getattr(cfg, name) in choices, name, f"must be one of {', '.join(choices)}")
 
 
+def key_list(cfg: Any, name: str) -> None:
+    """A comma-separated list of observation keys: empty (every key), or distinct non-empty names."""
+    value = getattr(cfg, name)
+    if not value:
+        return
+    keys = [k.strip() for k in value.split(",")]
+    require(cfg, all(keys), name, "must be empty (every key) or name at least one key, comma-separated, e.g. obs")
+    require(cfg, len(set(keys)) == len(keys), name, "names a key twice")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """What every training run has: the environment, the budget, and the run's bookkeeping."""
@@ -100,6 +121,10 @@ class RunConfig:
     """Normalise observations by running mean and variance (saved with the policy)."""
     normalize_reward: bool = False
     """Scale rewards by the running standard deviation of the discounted return."""
+    trend: int = 0
+    """Observe the last k readings as a trend (TBSAC, Chen et al. 2023): 0 off, k >= 2 (the paper's 3)."""
+    trend_form: str = "differences"
+    """With trend k: differences, [o_t - o_{t-1}, ... (k-1 of them), o_t], or readings, o_{t-k+1..t}."""
     log_every: int = 1_000
     """Write training metrics every this many environment steps."""
     progress: bool = True
@@ -122,6 +147,10 @@ class RunConfig:
         one_of(self, "vector_env", ("sync", "async"))
         positive(self, "env_timeout")
         require(self, re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None, "device", "must be auto, cpu, cuda or cuda:N")
+        require(self, self.trend == 0 or self.trend >= 2, "trend", "must be 0 (off) or >= 2 readings")
+        one_of(self, "trend_form", ("differences", "readings"))
+        if self.trend:
+            require(self, not self.env.startswith("dramaturg/"), "trend", f"needs a Gymnasium environment, not the native {self.env}")
         if self.stop_at_return is not None:
             require(self, self.eval_every > 0, "eval_every", "must be > 0 when stop_at_return is set")
             require(self, math.isfinite(self.stop_at_return), "stop_at_return", "must be finite")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dramaturg.config import ConfigError
+
 __all__ = ["group_runs", "plot_runs", "read_curve", "mean_band"]
 
 PER_RUN_FIELDS = ("seed", "run_dir")  # fields that differ between seeds of one experiment
@@ -25,17 +27,16 @@ X_COLUMNS = {  # x argument -> (metrics.csv column, axis label)
 def _run_folder(run_dir: str) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
-        raise ValueError(f"run folder not found: {path}")
+        raise ConfigError(f"run folder not found: {path}")
     return path
 
 
 def read_config(run_dir: str) -> tuple[str, dict]:
     """(algo, config) from RUN_DIR/config.json."""
-    path = _run_folder(run_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"no config.json in run folder {path.parent}")
-    data = json.loads(path.read_text())
-    return data["algo"], data["config"]
+    from dramaturg.api import read_run_config
+
+    record = read_run_config(_run_folder(run_dir))
+    return record["algo"], record["config"]
 
 
 def read_curve(
@@ -46,13 +47,16 @@ def read_curve(
         raise ValueError(f"x must be one of {', '.join(X_COLUMNS)}, got {x!r}")
     path = _run_folder(run_dir) / "metrics.csv"
     if not path.is_file():
-        raise ValueError(f"no metrics.csv in run folder {path.parent}")
+        raise ConfigError(f"no metrics.csv in run folder {path.parent}")
     column = X_COLUMNS[x][0]
-    with path.open(newline="") as f:
-        rows = [(float(r[column]), float(r["value"])) for r in csv.DictReader(f) if r["key"] == key]
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = [(float(r[column]), float(r["value"])) for r in csv.DictReader(f) if r["key"] == key]
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError, csv.Error) as exc:
+        raise ConfigError(f"{path}: not a dramaturg metrics file ({exc!r})") from exc
     rows = sorted(r for r in rows if np.isfinite(r).all())
     if not rows:
-        raise ValueError(f"{path} has no rows for key {key!r}")
+        raise ConfigError(f"{path} has no rows for key {key!r}")
     xs, values = np.array(rows).T
     return xs, values
 

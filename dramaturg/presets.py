@@ -574,7 +574,8 @@ _SAC["dramaturg/Pendulum-v1"] = {
 # Crazyflie hover (docs/quadrotor.md, benchmarks/quadrotor_hover.py): not from rl-zoo3. The
 # authors' update-to-data ratio (~1 critic step per 10 transitions), 64-64 networks, their
 # curriculum five times as fast, and the motor speeds in the observation instead of the
-# 32-step action history. One thread: on two shared cores a second one mostly waits.
+# 32-step action history. One thread: on two shared cores a second one mostly waits. Not yet
+# good enough: 0.2% of random starts hover after 400k steps (docs/quadrotor.md).
 _TD3["dramaturg/Quadrotor-v0"] = {
     "num_envs": 16,
     "total_steps": 400_000,

@@ -25,6 +25,7 @@ class Rollout(NamedTuple):
     terminated: Tensor  # [T, B] float, 1 where s_{t+1} is terminal (no bootstrap)
     dones: Tensor  # [T, B] float, 1 where the episode ended (terminated or truncated)
     costs: Tensor | None = None  # [T, B, K] constraint costs from info["cost"]; None where the env gives none
+    reward_vector: Tensor | None = None  # [T, B, K] reward components from info["reward_vector"]; None where the env gives none
 
 
 class Transition(NamedTuple):
@@ -35,3 +36,4 @@ class Transition(NamedTuple):
     rewards: Tensor  # [N]
     next_obs: Obs  # [N, *obs] the true next observation, also at episode ends
     terminated: Tensor  # [N] float, 1 where next_obs is terminal
+    reward_vector: Tensor | None = None  # [N, K] reward components from info["reward_vector"]; None where the env gives none

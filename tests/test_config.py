@@ -132,6 +132,13 @@ ALGO_CASES = [
     case("ppo", "net_arch", "must be of type tuple[int, ...]", net_arch=64),
     case("ppo", "critic_arch", "must be of type tuple[int, ...] | None", critic_arch=("a",)),
     case("ppo", "ortho_init", "must be of type bool", ortho_init="true"),
+    case("ppo", "actor_keys", "must be empty (every key) or name at least one key", actor_keys="obs,"),
+    case("sac", "actor_keys", "names a key twice", actor_keys="obs,obs"),
+    case("td3", "actor_keys", "must be empty (every key) or name at least one key", actor_keys=" "),
+    case("ppo", "reward_components", "must be >= 0", reward_components=-1),
+    case("ppo", "reward_weights", "must have one weight per reward component", reward_weights="1"),
+    case("sac", "reward_components", "must be >= 0", reward_components=-1),
+    case("sac", "reward_weights", "must have one weight per reward component", reward_weights="1,2"),
     case("ppo", "log_std_init", "must be of type float", log_std_init=None),
     # a2c
     case("a2c", "learning_rate", "must be > 0", learning_rate=0.0),
@@ -226,7 +233,10 @@ def test_enough_distinct_bad_configurations():
         own = {f.name for f in dataclasses.fields(module.Config)} - {f.name for f in dataclasses.fields(RunConfig)}
         missing = {name for name in own if (algo, name) not in covered}
         # fields whose every value of the right type is valid (no rule to break but their type)
-        unconstrained = {"log_std_init", "target_entropy", "critic_arch", "normalize_advantage", "autotune_entropy"}
+        unconstrained = {
+            "log_std_init", "target_entropy", "critic_arch", "normalize_advantage", "autotune_entropy",
+            "normalize_components", "shared_critic_trunk",
+        }
         assert missing <= unconstrained, (algo, missing)
 
 

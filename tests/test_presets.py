@@ -12,7 +12,7 @@ from dramaturg.presets import PRESETS, preset_for
 ALGOS = {"ppo", "a2c", "sac", "td3"}
 
 # Fields each algorithm's config has (besides the common ones).
-COMMON_FIELDS = {"total_steps", "num_envs", "normalize_obs", "normalize_reward", "eval_every", "torch_threads"}
+COMMON_FIELDS = {"total_steps", "num_envs", "normalize_obs", "normalize_reward", "eval_every", "torch_threads", "env_kwargs"}
 ALGO_FIELDS = {
     "ppo": {
         "learning_rate", "lr_schedule", "n_steps", "batch_size", "n_epochs",
@@ -82,6 +82,8 @@ def test_entry_fields_and_types(algo, env_id, cfg):
             assert type(value) is bool, (key, value)
         elif key in STR_CHOICES:
             assert value in STR_CHOICES[key], (key, value)
+        elif key == "env_kwargs":
+            assert type(value) is dict and all(type(k) is str for k in value), (key, value)
         elif key in TUPLE_FIELDS:
             assert type(value) is tuple and value, (key, value)
             assert all(type(v) is int and v > 0 for v in value), (key, value)

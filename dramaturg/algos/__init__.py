@@ -10,9 +10,13 @@ ALGORITHMS = {
     "mdpo": "Mirror descent policy optimization, on-policy (Tomar et al. 2022)",
     "mdpo-off": "Mirror descent policy optimization, off-policy, SAC-like (Tomar et al. 2022)",
     "ppo": "Proximal policy optimization, clipped (Schulman et al. 2017)",
+    "ppo-gbrl": "PPO with gradient-boosted trees as actor and critic, optional gbrl extra (Fuhrer et al. 2024)",
     "ppo-lagrangian": "PPO on the Lagrangian of a cost-constrained MDP (Ray, Achiam & Amodei 2019)",
+    "props": "PPO on data from an adaptive behaviour policy that cuts sampling error (Corrado & Hanna 2023)",
     "sac": "Soft actor-critic, twin Q and automatic temperature (Haarnoja et al. 2018)",
+    "srl": "Sequence RL: action sequences at a slow decision rate, model-based temporal recall (Patel & Siegelmann 2025)",
     "td3": "Twin delayed DDPG (Fujimoto et al. 2018)",
+    "tscac": "Two-stage constrained actor-critic: auxiliary policies, then a main policy kept near them (Cai et al. 2023)",
 }
 
 

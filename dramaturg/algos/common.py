@@ -44,6 +44,29 @@ def make_policy(actor: torch.nn.Module, obs_norm, observation_space: gym.Space, 
     return Policy(actor, obs_norm, obs_shape(observation_space), low, high)
 
 
+def actor_view(algo: str, actor_keys: str, obs_space: gym.Space) -> tuple[tuple[str, ...] | None, int]:
+    """The keys of a Dict observation that an asymmetric actor reads (`actor_keys`, comma-separated;
+    the critics read every key) and their flattened width; (None, the full width) when it is empty."""
+    from dramaturg.config import ConfigError
+    from dramaturg.envs.spaces import flat_dim
+
+    if not actor_keys:
+        return None, flat_dim(obs_space)
+    keys = tuple(k.strip() for k in actor_keys.split(","))
+    if not isinstance(obs_space, gym.spaces.Dict):
+        raise ConfigError(
+            f"{algo}: actor_keys = {actor_keys!r} is invalid: needs a Dict observation; this environment has {obs_space} "
+            "(dramaturg.envs.privileged.PrivilegedObservation adds the critic's privileged key)"
+        )
+    for key in keys:
+        if key not in obs_space.spaces:
+            raise ConfigError(
+                f"{algo}: actor_keys = {actor_keys!r} is invalid: {key!r} is not a key of the observation, "
+                f"whose keys are {', '.join(obs_space.spaces)}"
+            )
+    return keys, sum(flat_dim(obs_space.spaces[k]) for k in keys)
+
+
 def require_box_actions(algo: str, action_space: gym.Space) -> None:
     from dramaturg.config import ConfigError
 

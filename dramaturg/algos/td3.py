@@ -3,6 +3,11 @@
 Clipped double-Q learning with twin critics (one ensemble), target policy smoothing (clipped
 Gaussian noise on the target action), and actor and target updates every `policy_delay` critic
 steps. Gaussian exploration noise on the [-1, 1] action. Defaults are SB3's.
+
+`actor_keys="obs"` makes it an asymmetric actor-critic, as Learning to Fly in Seconds (Eschmann et
+al. 2023, arXiv:2311.13081): mu reads only the named keys of a Dict observation, the twin critics
+read all of them, privileged state included (`envs/privileged.py`); the target
+r + gamma min_j Q'_j(s'_priv, mu'(o')) and the actor loss -Q_1(s_priv, mu(o)).
 """
 
 from __future__ import annotations
@@ -13,8 +18,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import torch
 
-from dramaturg.algos.common import compiled, require_box_actions, train_off_policy
-from dramaturg.config import OffPolicyConfig, layer_widths, non_negative, positive
+from dramaturg.algos.common import actor_view, compiled, require_box_actions, train_off_policy
+from dramaturg.config import OffPolicyConfig, key_list, layer_widths, non_negative, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import deterministic_actor, q_regression, td_target
@@ -36,12 +41,15 @@ class Config(OffPolicyConfig):
     """Std of the Gaussian exploration noise on the [-1, 1] action."""
     net_arch: tuple[int, ...] = (400, 300)
     """Hidden layer widths of actor and critics."""
+    actor_keys: str = ""
+    """Dict observation keys the actor sees, comma-separated; the critics see all (asymmetric actor-critic). Empty: all."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         layer_widths(self, "net_arch")
         positive(self, "learning_rate", "policy_delay")
         non_negative(self, "target_policy_noise", "target_noise_clip", "exploration_noise")
+        key_list(self, "actor_keys")
 
 
 @dataclass
@@ -58,7 +66,8 @@ class State:
 def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: torch.device) -> State:
     require_box_actions("td3", action_space)
     obs_dim, act_dim = flat_dim(obs_space), int(action_space.shape[0])
-    actor = DeterministicActor(obs_dim, act_dim, cfg.net_arch).to(device)
+    actor_keys, actor_dim = actor_view("td3", cfg.actor_keys, obs_space)
+    actor = DeterministicActor(actor_dim, act_dim, cfg.net_arch, obs_keys=actor_keys).to(device)
     critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=2).to(device)
     return State(
         actor,

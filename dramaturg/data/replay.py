@@ -19,16 +19,26 @@ class ReplayBuffer:
         self.size = 0
 
     def _allocate(self, items: dict[str, Any]) -> None:
-        self.storage = {
+        self.storage = self._allocated(items)
+
+    def _allocated(self, items: dict[str, Any]) -> dict[str, Any]:
+        return {
             k: tree_map(lambda x: torch.zeros((self.capacity, *x.shape[1:]), dtype=x.dtype, device=self.device), v)
             for k, v in items.items()
         }
 
-    def add(self, obs: Obs, actions: Tensor, rewards: Tensor, next_obs: Obs, terminated: Tensor) -> None:
-        """Insert a batch of B transitions (B <= capacity)."""
+    def add(
+        self, obs: Obs, actions: Tensor, rewards: Tensor, next_obs: Obs, terminated: Tensor, reward_vector: Tensor | None = None
+    ) -> None:
+        """Insert a batch of B transitions (B <= capacity); `reward_vector` [B, K] where the env gives one."""
         items = {"obs": obs, "actions": actions, "rewards": rewards, "next_obs": next_obs, "terminated": terminated}
+        if reward_vector is not None:
+            items["reward_vector"] = reward_vector
         if self.storage is None:
             self._allocate(items)
+        elif not items.keys() <= self.storage.keys():  # an item first seen after the first add reads 0 before it
+            new = {k: v for k, v in items.items() if k not in self.storage}
+            self.storage |= self._allocated(new)
         n = actions.shape[0]
         idx = (torch.arange(n, device=self.device) + self.pos) % self.capacity
         for k, v in items.items():
@@ -46,11 +56,12 @@ class ReplayBuffer:
             s["rewards"][idx],
             tree_map(pick, s["next_obs"]),
             s["terminated"][idx],
+            s["reward_vector"][idx] if "reward_vector" in s else None,
         )
 
     def state_dict(self) -> dict[str, Any]:
         # only the filled rows travel, so a checkpoint of a young buffer stays small
-        rows = tree_map(lambda x: x[: self.size].clone(), self.storage) if self.storage else None
+        rows = {k: tree_map(lambda x: x[: self.size].clone(), v) for k, v in self.storage.items()} if self.storage else None
         return {"rows": rows, "pos": self.pos, "size": self.size}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -39,5 +39,6 @@ class RolloutStorage:
         next_values = torch.where(truncated, truncation_values, next_values)
         dones = torch.maximum(b["terminated"], b["truncated"])
         return Rollout(
-            b["obs"], b["actions"], b["logp"], b["values"], b["rewards"], next_values, b["terminated"], dones, b.get("costs")
+            b["obs"], b["actions"], b["logp"], b["values"], b["rewards"], next_values, b["terminated"], dones, b.get("costs"),
+            b.get("reward_vector"),
         )

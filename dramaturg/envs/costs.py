@@ -4,7 +4,8 @@ Name them as `dramaturg.envs.costs:CartPoleWithPositionCost` or
 `dramaturg.envs.costs:PendulumWithTorqueCost`; their keyword arguments come through `--env-kwargs`.
 Rewards, observations and episode ends are those of the Gymnasium task; only the cost is added.
 Your own task takes part the same way: put a float, or a sequence of K floats, in `info["cost"]`
-at every step.
+at every step. A recommendation CMDP with two costs (no like, no follow) lives in `envs/recsys.py`
+and is named here too, as `dramaturg.envs.costs:RecommendationCMDP`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from dramaturg.envs.recsys import RecommendationCMDP  # noqa: F401  (registered next to the tasks below)
 
 
 class CostWrapper(gym.Wrapper):

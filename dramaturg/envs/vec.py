@@ -5,6 +5,8 @@ normalisation is on); episode returns and lengths are tracked on the raw rewards
 auto-reset in the same step; the observation that ended an episode is returned as `final_obs`.
 Constraint costs that sub-environments report as `info["cost"]` (a float, or a sequence of K floats)
 come out as `costs` [B, K], raw (never scaled); `costs` is None while no sub-environment has reported one.
+Reward components reported as `info["reward_vector"]` (K floats, for multi-critic learning) come out
+the same way as `reward_vector` [B, K], raw.
 The whole state, including each sub-environment's, can be saved and restored exactly.
 """
 
@@ -30,6 +32,7 @@ class StepResult(NamedTuple):
     any_done: bool | None  # None where knowing would cost a host sync (native envs)
     any_truncated: bool | None
     costs: Tensor | None = None  # [B, K] float32 info["cost"] of this step; None where the env gives none
+    reward_vector: Tensor | None = None  # [B, K] float32 info["reward_vector"] of this step, raw; None where none
 
 
 class TorchVecEnv:
@@ -47,6 +50,7 @@ class TorchVecEnv:
         self.finished: list[tuple[float, int]] = []  # (return, length) of episodes ended since read
         self.raw_obs: Any = None
         self.num_costs: int | None = None  # K, once a sub-environment has reported info["cost"]
+        self.num_reward_components: int | None = None  # K, once one has reported info["reward_vector"]
         discrete = isinstance(self.action_space, (gym.spaces.Discrete, gym.spaces.MultiDiscrete))
         self._action_dtype = np.int64 if discrete else self.action_space.dtype
 
@@ -99,6 +103,7 @@ class TorchVecEnv:
             any_done,
             bool(truncated.any()),
             self._costs(info),
+            self._reward_vector(info),
         )
 
     def _costs(self, info: dict[str, Any]) -> Tensor | None:
@@ -107,6 +112,13 @@ class TorchVecEnv:
             return None
         self.num_costs = costs.shape[1]
         return torch.as_tensor(costs, device=self.device, dtype=torch.float32)
+
+    def _reward_vector(self, info: dict[str, Any]) -> Tensor | None:
+        components = step_costs(info, self.num_envs, self.num_reward_components, key="reward_vector")
+        if components is None:
+            return None
+        self.num_reward_components = components.shape[1]
+        return torch.as_tensor(components, device=self.device, dtype=torch.float32)
 
     def _scale_rewards(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
         # SB3 VecNormalize: divide by the running std of the discounted return, clip to [-10, 10]
@@ -148,8 +160,9 @@ class TorchVecEnv:
         return self._observe(raw, update=False)
 
 
-def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None) -> np.ndarray | None:
-    """[B, K] costs of one vector step from `info["cost"]`, 0 for sub-environments that gave none.
+def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None, *, key: str = "cost") -> np.ndarray | None:
+    """[B, K] costs of one vector step from `info[key]`, 0 for sub-environments that gave none
+    (`key="reward_vector"` reads reward components the same way).
 
     A sub-environment whose episode ended in this step was reset in the same step (Gymnasium's
     SAME_STEP autoreset), so its step's info, cost included, sits under `info["final_info"]`.
@@ -160,10 +173,10 @@ def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None
         sources.append(info["final_info"])
     rows: dict[int, np.ndarray] = {}
     for source in sources:
-        if "cost" not in source:
+        if key not in source:
             continue
-        values = source["cost"]
-        mask = source.get("_cost", np.ones(num_envs, dtype=bool))
+        values = source[key]
+        mask = source.get(f"_{key}", np.ones(num_envs, dtype=bool))
         for i in np.flatnonzero(mask):
             rows[int(i)] = np.atleast_1d(np.asarray(values[i], dtype=np.float64))
     if not rows and num_costs is None:
@@ -171,7 +184,7 @@ def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None
     widths = {len(r) for r in rows.values()} | ({num_costs} if num_costs is not None else set())
     if len(widths) != 1 or any(r.ndim != 1 for r in rows.values()):
         raise ValueError(
-            f'info["cost"] must be a float or a flat sequence of the same length K at every step and in every '
+            f'info["{key}"] must be a float or a flat sequence of the same length K at every step and in every '
             f"sub-environment; got lengths {sorted(widths)} (earlier steps: K = {num_costs})"
         )
     out = np.zeros((num_envs, widths.pop()), dtype=np.float64)
@@ -179,7 +192,7 @@ def step_costs(info: dict[str, Any], num_envs: int, num_costs: int | None = None
         out[i] = row
     if not np.isfinite(out).all():
         bad = sorted({int(i) for i in np.flatnonzero(~np.isfinite(out).all(1))})
-        raise ValueError(f'info["cost"] must be finite; sub-environments {bad} gave {out[bad].tolist()}')
+        raise ValueError(f'info["{key}"] must be finite; sub-environments {bad} gave {out[bad].tolist()}')
     return out
 
 

@@ -42,7 +42,7 @@ def run_off_policy(
             with torch.no_grad():
                 action = act_fn(obs)
         step = env.step(session.policy.to_env(action))
-        buffer.add(obs, action, step.rewards, step.final_obs, step.terminated)
+        buffer.add(obs, action, step.rewards, step.final_obs, step.terminated, step.reward_vector)
         obs = step.obs
         session.advance(B)
         session.guard.watch({"observation": step.obs, "reward": step.rewards})

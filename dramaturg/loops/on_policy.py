@@ -19,7 +19,8 @@ UpdateFn = Callable[[Rollout], dict[str, Tensor]]
 def run_on_policy(env, act_fn: ActFn, value_fn: ValueFn, update_fn: UpdateFn, *, rollout_len: int, session) -> None:
     """`env` is a TorchVecEnv, `session` a runtime Session already started with `obs`.
 
-    Where the environment reports constraint costs (`step.costs`), the rollout carries them.
+    Where the environment reports constraint costs (`step.costs`) or reward components
+    (`step.reward_vector`), the rollout carries them.
     """
     obs = session.obs
     storage = RolloutStorage(rollout_len)
@@ -50,6 +51,7 @@ def run_on_policy(env, act_fn: ActFn, value_fn: ValueFn, update_fn: UpdateFn, *,
                 terminated=step.terminated,
                 truncated=step.truncated,
                 **({} if step.costs is None else {"costs": step.costs}),
+                **({} if step.reward_vector is None else {"reward_vector": step.reward_vector}),
             )
             obs = step.obs
             session.advance(B)

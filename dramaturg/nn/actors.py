@@ -24,7 +24,8 @@ class StochasticActor(nn.Module):
     """pi(a|s): features from an MLP, then a distribution head chosen by the action space.
 
     `components` K asks for a Gaussian mixture over Box actions (PMOE, Ren et al. 2021) instead of
-    one Gaussian; None keeps the single Gaussian.
+    one Gaussian; None keeps the single Gaussian. `obs_keys` names the keys of a Dict observation
+    that the actor reads (an asymmetric actor-critic's actor); None reads them all.
     """
 
     def __init__(
@@ -38,8 +39,10 @@ class StochasticActor(nn.Module):
         log_std_init: float = 0.0,
         squash: bool = False,
         components: int | None = None,
+        obs_keys: Sequence[str] | None = None,
     ):
         super().__init__()
+        self.obs_keys = None if obs_keys is None else tuple(obs_keys)
         self.torso = mlp(obs_dim, hidden, None, activation=activation, ortho_init=ortho_init)
         width = hidden[-1] if hidden else obs_dim
         if isinstance(action_space, gym.spaces.Discrete):
@@ -58,7 +61,7 @@ class StochasticActor(nn.Module):
         self.action_map = self.head.action_map
 
     def forward(self, obs: Obs):
-        return self.head(self.torso(flatten_obs(obs)))
+        return self.head(self.torso(flatten_obs(obs, keys=self.obs_keys)))
 
     def sample(self, obs: Obs) -> tuple[Tensor, Tensor]:
         """An action and its log-probability; reparameterised for a squashed (tanh) head."""
@@ -78,16 +81,19 @@ class StochasticActor(nn.Module):
 
 
 class DeterministicActor(nn.Module):
-    """mu(s) in [-1, 1]^d through tanh (DDPG/TD3)."""
+    """mu(s) in [-1, 1]^d through tanh (DDPG/TD3); `obs_keys` as StochasticActor's."""
 
     action_map = "scale"
 
-    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "relu"):
+    def __init__(
+        self, obs_dim: int, act_dim: int, hidden: Sequence[int], activation: str = "relu", obs_keys: Sequence[str] | None = None
+    ):
         super().__init__()
+        self.obs_keys = None if obs_keys is None else tuple(obs_keys)
         self.net = mlp(obs_dim, hidden, act_dim, activation=activation)
 
     def forward(self, obs: Obs) -> Tensor:
-        return torch.tanh(self.net(flatten_obs(obs)))
+        return torch.tanh(self.net(flatten_obs(obs, keys=self.obs_keys)))
 
     def act(self, obs: Obs, deterministic: bool = True) -> Tensor:
         return self(obs)

@@ -53,3 +53,22 @@ class QEnsemble(nn.Module):
             if i < last:
                 x = self.activation(x)
         return x.squeeze(-1)  # [E, N]
+
+
+class MultiValueCritic(nn.Module):
+    """K state values V_k(s), one per reward component, as one [N, K] output (multi-critic
+    learning, SLIM): K separate networks, or `shared` one trunk with K linear value heads."""
+
+    def __init__(
+        self, obs_dim: int, hidden: Sequence[int], heads: int, *, shared: bool = False, activation: str = "tanh", ortho_init: bool = True
+    ):
+        super().__init__()
+        self.shared = mlp(obs_dim, hidden, heads, activation=activation, ortho_init=ortho_init, out_gain=1.0) if shared else None
+        self.critics = nn.ModuleList(
+            [] if shared else [ValueCritic(obs_dim, hidden, activation=activation, ortho_init=ortho_init) for _ in range(heads)]
+        )
+
+    def forward(self, obs: Obs) -> Tensor:
+        if self.shared is not None:
+            return self.shared(flatten_obs(obs))  # [N, K]
+        return torch.stack([critic(obs) for critic in self.critics], -1)  # [N, K]

@@ -63,8 +63,9 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def flatten_obs(obs: Obs, batch_dims: int = 1) -> Tensor:
-    """A Box observation flattened past the batch dims; a Dict one concatenated in key order."""
+def flatten_obs(obs: Obs, batch_dims: int = 1, keys: Sequence[str] | None = None) -> Tensor:
+    """A Box observation flattened past the batch dims; a Dict one concatenated in key order,
+    only its `keys` where given (what an asymmetric actor may see)."""
     if isinstance(obs, dict):
-        return torch.cat([flatten_obs(obs[k], batch_dims) for k in sorted(obs)], dim=-1)
+        return torch.cat([flatten_obs(obs[k], batch_dims) for k in sorted(obs if keys is None else keys)], dim=-1)
     return obs.flatten(batch_dims).float() if obs.dim() > batch_dims else obs.float().unsqueeze(-1)

@@ -36,13 +36,21 @@ class Policy(nn.Module):
             return self.low + 0.5 * (action + 1.0) * (self.high - self.low)
         return action
 
+    def keyed(self, obs):
+        """An actor that reads one key of a Dict observation (asymmetric actor-critic) also takes
+        that key's value alone."""
+        keys = getattr(self.actor, "obs_keys", None)
+        return {keys[0]: obs} if keys is not None and len(keys) == 1 and not isinstance(obs, dict) else obs
+
     @torch.no_grad()
     def forward(self, obs: Obs, deterministic: bool = True) -> Tensor:
+        obs = self.keyed(obs)
         return self.to_env(self.actor.act(self.obs_norm(obs), deterministic=deterministic))
 
     def act(self, obs, deterministic: bool = True):
         """One observation or a batch of them, as numpy or torch; returns the same kind."""
         device = next(self.parameters()).device
+        obs = self.keyed(obs)
         key = next(iter(obs)) if isinstance(obs, dict) else None
         first = obs if key is None else obs[key]
         as_numpy = not isinstance(first, Tensor)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dramaturg.config import read_json
+
 TENSORS, META = "state.safetensors", "state.json"
 FORMAT = "dramaturg-checkpoint-1"
 
@@ -95,10 +97,7 @@ def read_state(folder: Path) -> dict[str, Any]:
     for path in (meta_path, tensor_path):
         if not path.is_file():
             raise CheckpointError(f"{path}: missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from exc
+    meta = read_json(meta_path, CheckpointError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{meta_path}: not a dramaturg checkpoint (format {FORMAT!r} expected)")
     blob = tensor_path.read_bytes()
@@ -145,9 +144,11 @@ def load_latest(root: Path) -> dict[str, Any]:
     pointer = root / "latest"
     if not pointer.is_file():
         raise CheckpointError(f"{pointer}: missing; the run has no complete checkpoint to resume from")
-    name = pointer.read_text().strip()
+    name = pointer.read_bytes().decode("utf-8", errors="replace").strip()
     if not name.startswith("step-") or "/" in name or name.startswith("."):
         raise CheckpointError(f"{pointer}: does not name a checkpoint ({name!r})")
+    if not (root / name).is_dir():
+        raise CheckpointError(f"{pointer}: names {name!r}, which is not in {root}")
     return read_state(root / name)
 
 

@@ -85,6 +85,8 @@ class FiniteGuard:
             self._watch_norms([n for n, _ in grads], [g for _, g in grads])
 
     def _watch_norms(self, names: list[str], tensors: Iterable[Tensor]) -> None:
+        if not names:  # a model without torch parameters (gradient-boosted trees)
+            return
         norms = torch._foreach_norm(list(tensors), float("inf"))  # non-finite iff some entry is
         self._mark([self._slot(n) for n in names], torch.isfinite(torch.stack(norms)))
 

@@ -3,34 +3,47 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dramaturg.runtime.checkpoint import CheckpointError
+
 HEADER = ["step", "time_s", "key", "value"]
 
 
 class Logger:
-    def __init__(self, run_dir: Path, tensorboard: bool = True):
+    def __init__(self, run_dir: Path, tensorboard: bool = True, *, resume: bool = False):
+        """A resumed run's file is left as it is until `restore` has checked it."""
         self.path = run_dir / "metrics.csv"
         self.run_dir = run_dir
         self.tensorboard = tensorboard
         self._writer = None
         self._rows: list[list[Any]] = []
         self.latest: dict[str, float] = {}
-        if not self.path.exists():
+        if not resume and not self.path.exists():
             with open(self.path, "w", newline="") as f:
                 csv.writer(f).writerow(HEADER)
 
-    def size(self) -> int:
-        """Bytes written so far (after a flush): a checkpoint records it."""
+    def mark(self) -> dict[str, Any]:
+        """What a checkpoint records of the file (after a flush): its length and checksum."""
         self.flush()
-        return self.path.stat().st_size
+        data = self.path.read_bytes()
+        return {"metrics_bytes": len(data), "metrics_sha256": hashlib.sha256(data).hexdigest()}
 
-    def truncate(self, size: int) -> None:
-        """Drop what was written after a checkpoint (the resumed run writes it again)."""
+    def restore(self, mark: dict[str, Any]) -> None:
+        """Drop what was written after the checkpoint whose `mark` is given (the resumed run
+        writes it again), after checking that the file still begins with what it held then."""
+        size = mark["metrics_bytes"]
+        data = self.path.read_bytes() if self.path.is_file() else b""
+        if len(data) < size or hashlib.sha256(data[:size]).hexdigest() != mark["metrics_sha256"]:
+            raise CheckpointError(
+                f"{self.path}: {'missing' if not self.path.is_file() else 'altered or truncated'}; it no longer "
+                "holds the metrics logged up to the last checkpoint, so the resumed run could not continue them"
+            )
         with open(self.path, "r+b") as f:
             f.truncate(size)
 

@@ -25,6 +25,7 @@ from dramaturg.envs.factory import env_factory
 from dramaturg.envs.make import make_vec_env
 from dramaturg.envs.native import is_native, native_class
 from dramaturg.envs.spaces import obs_shape, space_to_json
+from dramaturg.envs.trend import with_trend
 from dramaturg.nn.normalize import ObsNormalizer
 from dramaturg.runtime.checkpoint import (
     load_latest,
@@ -108,7 +109,10 @@ class Session:
             counterpart = probe.gym_id
             self.make_single_env = env_factory(counterpart) if counterpart else None
         else:
-            self.make_single_env = env_factory(cfg.env, cfg.env_kwargs)
+            env_factory(cfg.env, cfg.env_kwargs)  # an unknown environment is named as the user wrote it
+            # training and evaluation environments alike observe the trend where cfg.trend is on
+            self.env_spec = with_trend(cfg.env, cfg.env_kwargs, cfg.trend, cfg.trend_form)
+            self.make_single_env = env_factory(*self.env_spec)
             probe = self.make_single_env()
         try:
             self.observation_space, self.action_space = probe.observation_space, probe.action_space
@@ -129,7 +133,7 @@ class Session:
         seed_everything(cfg.seed)
         self.device = resolve_device(cfg.device)
         self.guard = FiniteGuard(self.device, enabled=cfg.check_finite)
-        self.logger = Logger(self.run_dir)
+        self.logger = Logger(self.run_dir, resume=resume)
         self.step = 0
         self.updates = 0
         self.solved_step: int | None = None
@@ -161,8 +165,7 @@ class Session:
             )
         else:
             self.env = make_vec_env(
-                cfg.env,
-                cfg.env_kwargs,
+                *self.env_spec,
                 num_envs=cfg.num_envs,
                 seed=cfg.seed,
                 vector_env=cfg.vector_env,
@@ -290,7 +293,7 @@ class Session:
                 "next_log": self._next_log,
                 "pending_train": self._pending_train,
                 "recent_returns": self.recent_returns,
-                "metrics_bytes": self.logger.size(),
+                **self.logger.mark(),
             },
         }
 
@@ -322,7 +325,7 @@ class Session:
         self._elapsed_before = counters["train_time"]
         self._pending_train = counters["pending_train"]
         self.recent_returns = list(counters["recent_returns"])
-        self.logger.truncate(counters["metrics_bytes"])
+        self.logger.restore(counters)
         set_rng_state(state["rng"])
         return obs
 
