@@ -238,8 +238,14 @@ def _fits(value: Any, tp: Any) -> bool:
         if option in (bool, str, dict) and isinstance(value, option):
             return True
         if origin is tuple and isinstance(value, tuple):
-            return all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            return all(_fits(v, _element(option)) for v in value)
     return False
+
+
+def _element(tp: Any) -> Any:
+    """The element type of `tuple[X, ...]` (int for a bare tuple)."""
+    args = typing.get_args(tp)
+    return args[0] if args else int
 
 
 def check_types(cfg: Any) -> None:
@@ -253,6 +259,9 @@ def check_types(cfg: Any) -> None:
             object.__setattr__(cfg, name, value)
         if float in _options(tp) and isinstance(value, int):
             object.__setattr__(cfg, name, float(value))
+        floats = any(typing.get_origin(o) is tuple and _element(o) is float for o in _options(tp))
+        if floats and isinstance(value, tuple):
+            object.__setattr__(cfg, name, tuple(float(v) for v in value))
 
 
 def parse_value(cls: type, name: str, text: str) -> Any:
@@ -281,9 +290,13 @@ def parse_value(cls: type, name: str, text: str) -> Any:
                 if isinstance(value, dict):
                     return value
             elif origin is tuple:
-                items = json.loads(text) if text.strip().startswith("[") else [int(v) for v in text.split(",") if v.strip()]
-                if isinstance(items, list) and all(type(v) is int for v in items):
-                    return tuple(items)
+                element = _element(option)
+                if text.strip().startswith("["):
+                    items = json.loads(text)
+                else:
+                    items = [element(v) for v in text.split(",") if v.strip()]
+                if isinstance(items, list) and all(_fits(v, element) for v in items):
+                    return tuple(element(v) for v in items)
         except ValueError:
             continue
     raise ConfigError(f"{owner(cls)}: {name} = {text!r} is invalid: must be of type {_describe(tp)}")

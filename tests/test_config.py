@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from typing import Any
 
 import pytest
@@ -459,6 +460,37 @@ PARSE_BAD_BUGS = [
 def test_parse_value_rejects_non_integer_json_tuple_elements(text):
     with pytest.raises(ConfigError, match=r"ppo: net_arch = .* is invalid: must be of type tuple\[int, \.\.\.\]"):
         parse_value(ppo.Config, "net_arch", text)
+
+
+@dataclasses.dataclass(frozen=True)
+class FloatTuple(RunConfig):
+    limits: tuple[float, ...] = (25.0,)
+    """A tuple of floats, e.g. ppo_lagrangian's cost_limit."""
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [("25", (25.0,)), ("25,10.5", (25.0, 10.5)), (" 1e2, 3 ", (100.0, 3.0)), ("[1, 2.5]", (1.0, 2.5))],
+)
+def test_parse_value_float_tuple(text, expected):
+    value = parse_value(FloatTuple, "limits", text)
+    assert value == expected and all(type(v) is float for v in value)
+
+
+@pytest.mark.parametrize("text", ["25,x", "[true]", '["1.0"]', "[[1.0]]", "[1.0, null]", "{}"])
+def test_parse_value_float_tuple_rejects(text):
+    message = f"FloatTuple: limits = {text!r} is invalid: must be of type tuple[float, ...]"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        parse_value(FloatTuple, "limits", text)
+
+
+def test_float_tuple_field_takes_ints_and_lists_and_rejects_other_elements():
+    cfg = FloatTuple(limits=[25, 10.5])
+    assert cfg.limits == (25.0, 10.5) and all(type(v) is float for v in cfg.limits)
+    for bad in [(1.0, "x"), (1.0, True), (1.0, None), 25.0]:
+        message = f"FloatTuple: limits = {bad!r} is invalid: must be of type tuple[float, ...]"
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            FloatTuple(limits=bad)
 
 
 def cli_text(value: Any) -> str:

@@ -2,15 +2,17 @@
 limit, PPO-Lagrangian keeps its average episode cost under the limit, giving up some return.
 
 Task: `dramaturg.envs.costs:CartPoleWithPositionCost` (CartPole-v1, cost 1 per step with |x| > bound).
-Both algorithms train with rl-zoo3's tuned CartPole-v1 PPO settings, spelled out below; PPO-Lagrangian
-adds only its cost critic and multiplier. Each final policy is then evaluated for `--episodes`
-episodes, sampling its actions (the stochastic policy is the one the constraint was imposed on; the
-deterministic mode of a policy can behave differently), summing reward and cost. Pass rule: mean final episode cost of PPO-Lagrangian
-<= limit (over seeds), and the mean of PPO > limit (otherwise the task does not test the constraint).
-Every run is its own `python -m dramaturg train` process with one torch thread; `--jobs` run side by side.
+Both algorithms train with rl-zoo3's tuned CartPole-v1 PPO settings, spelled out below, for the same
+number of steps; PPO-Lagrangian adds only its cost critic and multiplier, with its default settings
+(`--lagrangian-args` changes them, e.g. '--multiplier-optimizer pid --multiplier-kp 0.1'). Each final
+policy is then evaluated for `--episodes` episodes, sampling its actions (the stochastic policy is the
+one the constraint was imposed on; the deterministic mode of a policy can behave differently),
+summing reward and cost. Pass rule: mean final episode cost of PPO-Lagrangian <= limit (over seeds),
+and the mean of PPO > limit (otherwise the task does not test the constraint). Every run is its own
+`python -m dramaturg train` process with one torch thread; `--jobs` run side by side.
 
-    python benchmarks/claims/constrained.py                 # seeds 1,2,3, ~5 min on 2 idle cores
-    python benchmarks/claims/constrained.py --seeds 1,2,3,4,5 --json constrained-claim.json
+    python benchmarks/claims/constrained.py                 # seeds 1-5, ~3 min on 2 idle cores
+    python benchmarks/claims/constrained.py --seeds 1,2,3 --json constrained-claim.json
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -33,29 +36,40 @@ sys.path.insert(0, str(ROOT))
 ENV = "dramaturg.envs.costs:CartPoleWithPositionCost"
 # rl-zoo3's tuned PPO CartPole-v1 entry, so that both sides read alike, but with constant step size and
 # clip range: annealed to 0 they would freeze the policy while the multiplier is still moving
-PPO_CARTPOLE = ["--num-envs", "8", "--n-steps", "32", "--batch-size", "256", "--gae-lambda", "0.8", "--gamma", "0.98",
-                "--n-epochs", "20", "--ent-coef", "0.0", "--learning-rate", "1e-3", "--lr-schedule", "constant",
-                "--clip-range", "0.2", "--clip-range-schedule", "constant"]
-COMMON = ["--env", ENV, "--eval-episodes", "2", "--checkpoint-every", "0", "--progress", "false", "--torch-threads", "1",
-          "--no-preset"]
+PPO_CARTPOLE = shlex.split(
+    "--num-envs 8 --n-steps 32 --batch-size 256 --gae-lambda 0.8 --gamma 0.98 --n-epochs 20 "
+    "--ent-coef 0.0 --learning-rate 1e-3 --lr-schedule constant --clip-range 0.2 "
+    "--clip-range-schedule constant"
+)
+COMMON = shlex.split(
+    "--eval-episodes 2 --checkpoint-every 0 --progress false --torch-threads 1 --no-preset"
+)
+# the cost critic discounts and averages as the reward critic (rl-zoo3's gamma and gae_lambda)
+LAGRANGIAN = shlex.split("--cost-gamma 0.98 --cost-gae-lambda 0.8")
 
 
 def run_one(algo: str, seed: int, args: argparse.Namespace, run_root: Path) -> dict:
     run_dir = run_root / f"{algo}-{seed}"
-    extra = ["--cost-limit", str(args.limit), "--cost-gamma", "0.98", "--cost-gae-lambda", "0.8"] if algo == "ppo-lagrangian" else []
-    argv = [sys.executable, "-m", "dramaturg", "train", algo, *COMMON, *PPO_CARTPOLE, *extra, "--seed", str(seed),
-            "--env-kwargs", json.dumps({"bound": args.bound}), "--total-steps", str(args.steps),
-            "--eval-every", str(args.steps), "--log-every", "5000", "--run-dir", str(run_dir)]
+    extra = []
+    if algo == "ppo-lagrangian":
+        extra = ["--cost-limit", str(args.limit), *LAGRANGIAN, *shlex.split(args.lagrangian_args)]
+    argv = [sys.executable, "-m", "dramaturg", "train", algo, "--env", ENV, *COMMON, *PPO_CARTPOLE]
+    argv += [*extra, "--seed", str(seed), "--env-kwargs", json.dumps({"bound": args.bound})]
+    argv += ["--total-steps", str(args.steps), "--eval-every", str(args.steps)]
+    argv += ["--log-every", "5000", "--run-dir", str(run_dir)]
     t0 = time.perf_counter()
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
     ret, cost = evaluate_with_cost(run_dir, args.bound, args.episodes, seed=10_000 + seed)
-    return {"algo": algo, "seed": seed, "return": ret, "cost": cost, "wall_s": time.perf_counter() - t0}
+    wall = time.perf_counter() - t0
+    return {"algo": algo, "seed": seed, "return": ret, "cost": cost, "wall_s": wall}
 
 
-def evaluate_with_cost(run_dir: Path, bound: float, episodes: int, *, seed: int) -> tuple[float, float]:
+def evaluate_with_cost(
+    run_dir: Path, bound: float, episodes: int, *, seed: int
+) -> tuple[float, float]:
     """Mean undiscounted return and cost of `episodes` episodes of the final policy, actions sampled."""
     import gymnasium as gym
     import torch
@@ -66,7 +80,9 @@ def evaluate_with_cost(run_dir: Path, bound: float, episodes: int, *, seed: int)
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     policy = dramaturg.load(run_dir)
-    envs = gym.vector.SyncVectorEnv([lambda: CartPoleWithPositionCost(bound=bound) for _ in range(episodes)])
+    envs = gym.vector.SyncVectorEnv(
+        [lambda: CartPoleWithPositionCost(bound=bound) for _ in range(episodes)]
+    )
     obs, _ = envs.reset(seed=[seed + i for i in range(episodes)])
     returns, costs = np.zeros(episodes), np.zeros(episodes)
     running = np.ones(episodes, dtype=bool)
@@ -81,7 +97,10 @@ def evaluate_with_cost(run_dir: Path, bound: float, episodes: int, *, seed: int)
 
 
 def report(results: list[dict], seeds: list[int], limit: float) -> tuple[str, bool]:
-    lines = ["| algorithm | metric | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |", "|---" * (len(seeds) + 3) + "|"]
+    lines = [
+        "| algorithm | metric | " + " | ".join(f"seed {s}" for s in seeds) + " | mean |",
+        "|---" * (len(seeds) + 3) + "|",
+    ]
     means: dict[tuple[str, str], float] = {}
     for algo in ("ppo", "ppo-lagrangian"):
         rows = sorted((r for r in results if r["algo"] == algo), key=lambda r: r["seed"])
@@ -97,20 +116,37 @@ def report(results: list[dict], seeds: list[int], limit: float) -> tuple[str, bo
         "| check | rule | measured | result |",
         "|---|---|---|---|",
         f"| the task binds | mean PPO cost > {limit:g} | {means['ppo', 'cost']:.1f} | {'pass' if ppo_violates else 'FAIL'} |",
-        f"| constraint kept | mean PPO-Lagrangian cost <= {limit:g} | {means['ppo-lagrangian', 'cost']:.1f} | "
-        f"{'pass' if lag_keeps else 'FAIL'} |",
+        (
+            f"| constraint kept | mean PPO-Lagrangian cost <= {limit:g} | {means['ppo-lagrangian', 'cost']:.1f} | "
+            f"{'pass' if lag_keeps else 'FAIL'} |"
+        ),
     ]
     return "\n".join(lines), ppo_violates and lag_keeps
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="1,2,3", help="comma-separated seeds (default 1,2,3)")
-    parser.add_argument("--steps", type=int, default=60_000, help="environment steps per run (default 60000)")
-    parser.add_argument("--bound", type=float, default=0.05, help="cost when |x| > bound (default 0.05)")
-    parser.add_argument("--limit", type=float, default=100.0, help="cost limit per episode (default 100)")
-    parser.add_argument("--episodes", type=int, default=20, help="evaluation episodes per final policy (default 20)")
+    parser.add_argument(
+        "--seeds", default="1,2,3,4,5", help="comma-separated seeds (default 1,2,3,4,5)"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=60_000, help="environment steps per run (default 60000)"
+    )
+    parser.add_argument(
+        "--bound", type=float, default=0.05, help="cost when |x| > bound (default 0.05)"
+    )
+    parser.add_argument(
+        "--limit", type=float, default=100.0, help="cost limit per episode (default 100)"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=20, help="evaluation episodes per final policy (default 20)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side (default 2)")
+    parser.add_argument(
+        "--lagrangian-args",
+        default="",
+        help="more ppo-lagrangian flags, e.g. '--multiplier-lr 0.1'",
+    )
     parser.add_argument("--run-root", default="runs/claims-constrained", help="where the runs go")
     parser.add_argument("--json", default=None, help="also write the per-run results here")
     args = parser.parse_args()
@@ -121,8 +157,11 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda job: run_one(*job, args, run_root), jobs))
     table, ok = report(results, seeds, args.limit)
-    print(f"{ENV} (bound {args.bound:g}), limit {args.limit:g}, {args.steps:,} steps, "
-          f"{args.episodes} evaluation episodes (actions sampled) per run, {time.perf_counter() - t0:.0f} s\n")
+    print(
+        f"{ENV} (bound {args.bound:g}), limit {args.limit:g}, {args.steps:,} steps, "
+        f"{args.episodes} evaluation episodes (actions sampled) per run, {time.perf_counter() - t0:.0f} s"
+    )
+    print(f"ppo-lagrangian: {' '.join([*LAGRANGIAN, *shlex.split(args.lagrangian_args)])}\n")
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")

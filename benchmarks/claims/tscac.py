@@ -50,7 +50,8 @@ MULTIPLIER_LRS = (0.05, 0.2, 1.0)  # PPO-Lagrangian: Adam step size of the multi
 
 def arms(args: argparse.Namespace) -> list[tuple[str, str, list[str]]]:
     """(algorithm, setting label, extra flags) of every run but the seed."""
-    lag = f"--num-constraints 2 --cost-limit {args.limit} --cost-gamma 0.95 --multiplier-lr".split()
+    # the multiplier settings this table was measured with (ppo-lagrangian's defaults until 2026-11-24)
+    lag = f"--num-constraints 2 --cost-limit {args.limit} --cost-gamma 0.95 --multiplier-init 0 --standardize-cost-advantage false --multiplier-lr".split()
     two = f"--num-constraints 2 --stage1-steps {args.stage1_steps} --cost-gamma 0.95 --kl-coef".split()
     return [
         ("ppo", "main only", []),

@@ -27,7 +27,9 @@ def lagrangian_advantage(
     return adv, {"train/cost_advantage": cost_adv.detach().mean()}
 
 
-def multiplier_loss(multiplier: Tensor, episode_cost: Tensor, cost_limit: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+def multiplier_loss(
+    multiplier: Tensor, episode_cost: Tensor, cost_limit: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
     """-sum_k lambda_k (J_c,k - d_k): descending it is gradient ascent on the Lagrangian's dual,
     which raises lambda_k while constraint k is violated and lowers it while it holds (Ray et al.
     2019, `penalty_loss = -penalty_param * (cur_cost - cost_lim)`). `episode_cost` [K] is the
@@ -35,6 +37,29 @@ def multiplier_loss(multiplier: Tensor, episode_cost: Tensor, cost_limit: Tensor
     violation = (episode_cost - cost_limit).detach()  # [K]
     loss = -(multiplier * violation).sum()
     return loss, {"loss/multiplier": loss.detach(), "train/constraint_violation": violation.max()}
+
+
+def pid_multiplier(
+    episode_cost: Tensor,
+    previous_cost: Tensor,
+    cost_limit: Tensor,
+    integral: Tensor,
+    *,
+    kp: float,
+    ki: float,
+    kd: float,
+) -> tuple[Tensor, Tensor]:
+    """PID-controlled multipliers (Stooke, Achiam & Abbeel 2020, "Responsive Safety in Reinforcement
+    Learning by PID Lagrangian Methods", Algorithm 2), all [K]:
+        Delta = J_c - d,  partial = max(J_c - J_c,prev, 0),  I <- max(I + K_I Delta, 0),
+        lambda = max(K_P Delta + I + K_D partial, 0).
+    `integral` holds K_I times the paper's I (so K_I may change without a jump, as OmniSafe's
+    CPPOPID); with K_P = K_D = 0 this is projected gradient ascent with step K_I. Returns (lambda,
+    the new integral)."""
+    violation = episode_cost - cost_limit
+    integral = (integral + ki * violation).clamp(min=0.0)
+    rise = (episode_cost - previous_cost).clamp(min=0.0)
+    return (kp * violation + integral + kd * rise).clamp(min=0.0), integral
 
 
 def project_multiplier_(multiplier: Tensor, upper: float | None = None) -> Tensor:
@@ -45,7 +70,9 @@ def project_multiplier_(multiplier: Tensor, upper: float | None = None) -> Tenso
         return multiplier.clamp_(min=0.0, max=upper)
 
 
-def finished_episode_costs(costs: Tensor, dones: Tensor, running: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def finished_episode_costs(
+    costs: Tensor, dones: Tensor, running: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """Undiscounted costs of the episodes that ended in a rollout, without a Python loop over time.
 
     costs [T, B, K], dones [T, B] float, running [B, K]: each environment's cost so far in the episode
