@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +51,21 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
     return record
 
 
-def resume(run_dir: str | Path, **overrides: Any):
-    """Continue the run in `run_dir` from its last checkpoint (overrides: e.g. total_steps)."""
+def check_run_env(run_dir: str | Path, record: dict[str, Any], allow_import: Collection[str]) -> None:
+    """The environment a run folder's config names may import only dramaturg and `allow_import`."""
+    from dramaturg.envs.factory import check_recorded_env
+
+    cfg = record["config"]
+    check_recorded_env(Path(run_dir) / "config.json", cfg.get("env", ""), cfg.get("env_kwargs"), allow_import)
+
+
+def resume(run_dir: str | Path, *, allow_import: Collection[str] = (), **overrides: Any):
+    """Continue the run in `run_dir` from its last checkpoint (overrides: e.g. total_steps).
+
+    An environment of the user's own (`package.module:Name`) is imported only if its package is
+    in `allow_import`: config.json is a file, and building the environment runs the code it names."""
     record = read_run_config(run_dir)
+    check_run_env(run_dir, record, allow_import)
     values = dict(record["config"]) | overrides | {"run_dir": str(run_dir)}
     cfg = from_dict(algos.get(record["algo"]).Config, values)
     return algos.get(record["algo"]).train(cfg, sources=record.get("sources"), resume=True)

@@ -22,7 +22,10 @@ dramaturg eval RUN_DIR [--episodes N] [--env ENV] [--json]
 dramaturg plot RUN_DIR... [--x steps|time] [--out curves.png]
 dramaturg list
 dramaturg check-env ENV [--env-kwargs JSON]      check your own environment before training on it
-dramaturg bench [--quick] [--seeds 1,2,3]     benchmark suite vs the peers (source checkout, bench extra)"""
+dramaturg bench [--quick] [--seeds 1,2,3]     benchmark suite vs the peers (source checkout, bench extra)
+
+A run folder that names an environment of your own (package.module:Name) is only built by --config,
+--resume and eval with --allow-import PACKAGE: config.json is a file, and the import runs its code."""
 
 
 class UsageError(Exception):
@@ -78,6 +81,32 @@ def parse_fields(algo: str, argv: Sequence[str]) -> tuple[dict[str, Any], bool]:
     return {k: parse_value(module.Config, k, v) for k, v in values.items()}, no_preset
 
 
+ALLOW_IMPORT_HELP = (
+    "a package whose code the run folder's environment may import (its own package.module:Name); "
+    "without it, dramaturg imports only Gymnasium ids and its own environments named by a file"
+)
+
+
+def split_packages(values: Sequence[str]) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+def take_allow_import(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(packages of every --allow-import P[,Q] or --allow-import=P, the other arguments)."""
+    packages, rest, it = [], [], iter(argv)
+    for arg in it:
+        if arg == "--allow-import":
+            value = next(it, None)
+            if value is None:
+                raise UsageError("--allow-import needs a package name")
+            packages.append(value)
+        elif arg.startswith("--allow-import="):
+            packages.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    return split_packages(packages), rest
+
+
 def cmd_train(argv: list[str]) -> int:
     from dramaturg import api
     from dramaturg.runtime.startup import optimizers_without_compiler
@@ -85,18 +114,23 @@ def cmd_train(argv: list[str]) -> int:
     if argv and argv[0] == "--resume":
         if len(argv) < 2:
             raise UsageError("--resume needs a run folder")
-        run_dir, rest = argv[1], argv[2:]
+        allow, rest = take_allow_import(argv[2:])
+        run_dir = argv[1]
         record = api.read_run_config(run_dir)
         overrides, _ = parse_fields(record["algo"], rest)
         if not overrides.get("compile", record["config"].get("compile", False)):
             optimizers_without_compiler()
-        result = api.resume(run_dir, **overrides)
+        result = api.resume(run_dir, allow_import=allow, **overrides)
     elif argv and argv[0] == "--config":
         if len(argv) < 2:
             raise UsageError("--config needs a config.json")
-        record = api.read_run_config(argv[1].removesuffix("config.json") or ".")
-        flags, _ = parse_fields(record["algo"], argv[2:])
+        allow, rest = take_allow_import(argv[2:])
+        folder = argv[1].removesuffix("config.json") or "."
+        record = api.read_run_config(folder)
+        flags, _ = parse_fields(record["algo"], rest)
         base = {k: v for k, v in record["config"].items() if k != "run_dir"}
+        if "env" not in flags:  # the environment comes from the file
+            api.check_run_env(folder, record, allow)
         cfg, sources = api.resolve(record["algo"], flags, base=base)
         if not cfg.compile:
             optimizers_without_compiler()
@@ -140,10 +174,13 @@ def cmd_eval(argv: list[str]) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--stochastic", action="store_true", help="sample actions instead of the mode")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--allow-import", action="append", default=[], metavar="PACKAGE", help=ALLOW_IMPORT_HELP)
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
     record = api.read_run_config(args.run_dir)
+    if not args.env:  # the environment comes from the run folder's config.json
+        api.check_run_env(args.run_dir, record, split_packages(args.allow_import))
     cfg = record["config"]
     env_id = args.env or cfg["env"]
     kwargs = json.loads(args.env_kwargs) if args.env_kwargs else (cfg["env_kwargs"] if not args.env else {})

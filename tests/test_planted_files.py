@@ -4,13 +4,16 @@ every other file as it was."""
 
 from __future__ import annotations
 
+import json
 import pickle
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 from dramaturg.cli import main
+from dramaturg.envs.factory import imported_modules
 
 CHECKPOINT = "checkpoints/step-000000001024"
 # each file of a finished run -> the commands that need it and so must refuse it when damaged
@@ -91,3 +94,56 @@ def test_damaged_run_file_is_refused_by_name_and_changes_nothing(finished_run: P
             shutil.copytree(finished_run, run)
             _damage(run / name, how, sentinel)
             before = _snapshot(run)
+
+
+# -- a config.json that names code to import ------------------------------------------------------
+
+def _planted_env(run: Path, env: str, env_kwargs: dict) -> None:
+    path = run / "config.json"
+    record = json.loads(path.read_text())
+    record["config"]["env"], record["config"]["env_kwargs"] = env, env_kwargs
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["env", "inside-a-wrapper"])
+def test_an_environment_named_by_a_file_is_not_imported_unless_allowed(finished_run: Path, tmp_path: Path, nested: bool, capsys):
+    run = tmp_path / "ppo"
+    shutil.copytree(finished_run, run)
+    sentinel = tmp_path / "pwned"
+    payload = ("subprocess:run", {"args": ["touch", str(sentinel)]})
+    if nested:  # dramaturg's own trend wrapper, told to build the payload
+        payload = ("dramaturg.envs.trend:trend_env", {"env": payload[0], "env_kwargs": payload[1]})
+    _planted_env(run, *payload)
+    before = _snapshot(run)
+    for command, argv in _commands(run, tmp_path / "curves.png").items():
+        if command == "plot":  # builds no environment
+            continue
+        assert main(argv) == 2, command
+        err = capsys.readouterr().err
+        assert "config.json: environment" in err and "imports 'subprocess'" in err and "--allow-import subprocess" in err, err
+        assert not sentinel.exists() and _snapshot(run) == before, command
+
+
+def cartpole() -> gym.Env:
+    """A user's own factory, for the run folder to name."""
+    return gym.make("CartPole-v1")
+
+
+def test_an_allowed_package_is_imported(finished_run: Path, tmp_path: Path, capsys):
+    run = tmp_path / "ppo"
+    shutil.copytree(finished_run, run)
+    _planted_env(run, "tests.test_planted_files:cartpole", {})
+    assert main(["eval", str(run), "--episodes", "1", "--json"]) == 2
+    assert "--allow-import tests" in capsys.readouterr().err
+    assert main(["eval", str(run), "--episodes", "1", "--json", "--allow-import", "tests"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 1
+    assert main(["train", "--resume", str(run), "--total-steps", "2048", "--allow-import=tests"]) == 0
+
+
+def test_imported_modules_finds_every_import_outside_dramaturg():
+    assert imported_modules("CartPole-v1", {}) == []
+    assert imported_modules("dramaturg.envs.costs:CartPoleWithPositionCost", {"bound": 0.05}) == []
+    assert imported_modules("dramaturg.envs.trend:trend_env", {"env": "mypkg.envs:Env", "x": ["a.b:C", {"y": "mypkg.envs:Env"}]}) == [
+        "mypkg.envs", "a.b"
+    ]
+    assert imported_modules("not a spec: at all", {"url": "http://host:80"}) == []

@@ -8,6 +8,9 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import re
+from collections.abc import Collection
+from pathlib import Path
 from typing import Any, Callable
 
 import gymnasium as gym
@@ -37,6 +40,43 @@ def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvError(f"unknown environment id {env!r}{hint}")
     return lambda: _build(env, gym.make, kwargs, env)
+
+
+_IMPORT_SPEC = re.compile(r"^([A-Za-z_][\w.]*):[A-Za-z_]\w*$")  # package.module:Name
+
+
+def imported_modules(env: str, env_kwargs: Any = None) -> list[str]:
+    """The modules outside dramaturg that building `env` with `env_kwargs` imports by name: `env`'s
+    own and those of any `package.module:Name` inside the kwargs (wrappers build those too)."""
+    found: list[str] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, str):
+            match = _IMPORT_SPEC.match(value)
+            if match and match.group(1).split(".")[0] != "dramaturg" and match.group(1) not in found:
+                found.append(match.group(1))
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                visit(item)
+
+    visit(env)
+    visit(env_kwargs)
+    return found
+
+
+def check_recorded_env(source: Path, env: str, env_kwargs: Any, allow_import: Collection[str]) -> None:
+    """Refuse to import code that a file names (a run folder's config.json), unless the user allows
+    its package: building the environment runs that code."""
+    for module in imported_modules(env, env_kwargs):
+        if not any(module == a or module.startswith(f"{a}.") for a in allow_import):
+            top = module.split(".")[0]
+            raise EnvError(
+                f"{source}: environment {env!r} imports {module!r}, code named by this file; "
+                f"pass --allow-import {top} if you trust it (allow_import=[{top!r}] from Python)"
+            )
 
 
 def _build(name: str, constructor: Callable[..., Any], kwargs: dict[str, Any], *args: Any) -> gym.Env:
