@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import env_steps  # noqa: E402
-import sb3_vs_dramaturg  # noqa: E402
+import env_steps
+import sb3_vs_dramaturg
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     env_argv = ["--sizes", "8,256,4096"] + (["--json", f"{args.json}-env_steps.json"] if args.json else [])
     env_steps.main(env_argv)
 
-    print("\n== time to solve: dramaturg vs Stable-Baselines3, same run, alternating ==")
+    print("\n== time to solve: dramaturg vs the peers, same run, alternating ==")
     solve_argv = ["--tasks", args.tasks, "--seeds", args.seeds.split(",")[0] if args.quick else args.seeds]
     if args.quick:
         solve_argv += ["--only", "dramaturg-native,sb3"]

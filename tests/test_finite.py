@@ -81,3 +81,14 @@ def test_disabled_guard_reads_nothing():
     guard = FiniteGuard(torch.device("cpu"), enabled=False)
     guard.watch({"reward": torch.tensor([float("nan")])})
     guard.verify()
+
+
+def test_a_name_watched_in_two_sets_is_reported_once_at_its_first_appearance():
+    guard = FiniteGuard(torch.device("cpu"))
+    guard.step = 5
+    guard.watch({"reward": torch.tensor([float("nan")])})
+    guard.step = 9
+    guard.watch({"observation": torch.zeros(2), "reward": torch.tensor([float("inf")])})
+    with pytest.raises(NonFiniteError, match=r"in reward: first seen at environment step 5 \(after 0 updates\)\.") as e:
+        guard.verify()
+    assert "more tensors" not in str(e.value)

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 
+@torch.inference_mode()  # the policy's outputs go to the environment only: no autograd bookkeeping
 def evaluate(
     policy: Callable[[torch.Tensor], torch.Tensor],
     make_env: Callable[[], gym.Env],

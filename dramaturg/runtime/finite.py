@@ -25,7 +25,7 @@ class FiniteGuard:
     def __init__(self, device: torch.device, enabled: bool = True):
         self.device, self.enabled = device, enabled
         self.names: list[str] = []
-        self._index: dict[str, int] = {}
+        self._groups: dict[tuple[str, ...], slice] = {}
         self._bad = torch.zeros(0, dtype=torch.bool, device=device)
         self._first = torch.zeros(0, 2, dtype=torch.long, device=device)  # (step, update) first seen
         self.params: list[tuple[str, Tensor]] = []
@@ -47,48 +47,48 @@ class FiniteGuard:
                     seen.add(id(value))
                     self.params.append((f"{owner}.{field}", value))
 
-    def _slot(self, name: str) -> int:
-        if name not in self._index:
-            self._index[name] = len(self.names)
-            self.names.append(name)
-            self._bad = torch.cat([self._bad, torch.zeros(1, dtype=torch.bool, device=self.device)])
-            self._first = torch.cat([self._first, torch.full((1, 2), -1, dtype=torch.long, device=self.device)])
-        return self._index[name]
+    def _group(self, names: tuple[str, ...]) -> slice:
+        """Contiguous flag rows for a set of names watched together (the same set at every step, so
+        marking it touches views, not gathered copies). A name in two sets has a row in each."""
+        rows = self._groups.get(names)
+        if rows is None:
+            n, start = len(names), len(self.names)
+            self.names += names
+            self._bad = torch.cat([self._bad, torch.zeros(n, dtype=torch.bool, device=self.device)])
+            self._first = torch.cat([self._first, torch.full((n, 2), -1, dtype=torch.long, device=self.device)])
+            rows = self._groups[names] = slice(start, start + n)
+        return rows
 
-    def _mark(self, slots: list[int], finite: Tensor) -> None:
-        """finite: [len(slots)] bool, computed on the device."""
-        idx = torch.tensor(slots, device=self.device)
-        newly = ~finite & ~self._bad[idx]
-        where = torch.tensor([self.step, self.updates], device=self.device).expand(len(slots), 2)
-        self._first[idx] = torch.where(newly.unsqueeze(-1), where, self._first[idx])
-        self._bad[idx] = self._bad[idx] | ~finite
+    @torch.no_grad()
+    def _mark(self, names: tuple[str, ...], tensors: list[Tensor]) -> None:
+        """AND each tensor's finiteness into its flag; where a flag turns, record (step, update)."""
+        # max |x| is non-finite iff some entry is (torch's _foreach_norm takes a per-tensor path for
+        # the inf-norm, at twice the cost)
+        norms = torch._foreach_max(torch._foreach_abs(tensors))
+        broken = torch.stack(norms).isfinite().logical_not_()
+        rows = self._group(names)
+        bad, first = self._bad[rows], self._first[rows]
+        stamp = torch.tensor([self.step, self.updates], device=self.device)
+        first.copy_(torch.where((broken & ~bad).unsqueeze(-1), stamp, first))
+        bad.logical_or_(broken)
 
     def watch(self, tensors: dict[str, Any]) -> None:
         """Named tensors (or nested dicts of them) that must be finite."""
-        if not self.enabled:
-            return
-        flat = {k: v for k, v in _leaves(tensors) if isinstance(v, Tensor) and v.is_floating_point()}
-        if flat:
-            self._mark([self._slot(k) for k in flat], torch.stack([torch.isfinite(v).all() for v in flat.values()]))
+        if self.enabled:
+            self._watch(_leaves(tensors))
+
+    def _watch(self, named: Iterable[tuple[str, Any]]) -> None:
+        flat = [(k, v) for k, v in named if isinstance(v, Tensor) and v.is_floating_point() and v.numel()]
+        if flat:  # (a model without torch parameters, gradient-boosted trees, may leave nothing)
+            self._mark(tuple(k for k, _ in flat), [v for _, v in flat])
 
     def watch_update(self, metrics: dict[str, Any]) -> None:
-        """An update's losses and metrics, then every tracked parameter and gradient."""
+        """An update's losses and metrics, and every tracked parameter and gradient, in one read."""
         if not self.enabled:
             return
         self.updates += 1
-        self.watch(metrics)
-        params = [p for _, p in self.params]
-        names = [n for n, _ in self.params]
-        self._watch_norms(names, params)
         grads = [(f"gradient of {n}", p.grad) for n, p in self.params if p.grad is not None]
-        if grads:
-            self._watch_norms([n for n, _ in grads], [g for _, g in grads])
-
-    def _watch_norms(self, names: list[str], tensors: Iterable[Tensor]) -> None:
-        if not names:  # a model without torch parameters (gradient-boosted trees)
-            return
-        norms = torch._foreach_norm(list(tensors), float("inf"))  # non-finite iff some entry is
-        self._mark([self._slot(n) for n in names], torch.isfinite(torch.stack(norms)))
+        self._watch([*_leaves(metrics), *self.params, *grads])
 
     def verify(self, where: str = "") -> None:
         """Raise NonFiniteError if any watched tensor was ever non-finite (one host read)."""
@@ -97,8 +97,11 @@ class FiniteGuard:
         bad = self._bad.tolist()
         if not any(bad):
             return
-        first = self._first.tolist()
-        found = sorted((first[i][0], first[i][1], self.names[i]) for i, b in enumerate(bad) if b)
+        first: dict[str, tuple[int, int]] = {}  # a name watched in two sets: its earliest
+        for name, b, when in zip(self.names, bad, self._first.tolist()):
+            if b:
+                first[name] = min(first.get(name, tuple(when)), tuple(when))
+        found = sorted((s, u, name) for name, (s, u) in first.items())
         step, update, _ = found[0]
         listing = ", ".join(name for s, u, name in found if (s, u) == (step, update))
         later = len(found) - sum((s, u) == (step, update) for s, u, _ in found)
