@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from dramaturg.runtime.checkpoint import CheckpointError
+from dramaturg.runtime.tfevents import EventWriter
 
 HEADER = ["step", "time_s", "key", "value"]
 
@@ -59,18 +60,12 @@ class Logger:
         with open(self.path, "a", newline="") as f:
             csv.writer(f).writerows(self._rows)
         if self.tensorboard:
-            writer = self._tb()
+            if self._writer is None:
+                self._writer = EventWriter(self.run_dir / "tb")
             for step, _, key, value in self._rows:
-                writer.add_scalar(key, float(value), int(step))
-            writer.flush()
+                self._writer.scalar(key, float(value), int(step))
+            self._writer.flush()
         self._rows = []
-
-    def _tb(self):
-        if self._writer is None:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run_dir / "tb"))
-        return self._writer
 
     def close(self) -> None:
         self.flush()
