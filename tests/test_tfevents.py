@@ -38,7 +38,8 @@ def test_tensorboard_reads_what_the_writer_wrote(tmp_path: Path):
     assert scalars["train/loss"] == [(0, 0.5), (10**12, -2.25)]
     (s3, inf), (s4, nan) = scalars["eval/mean_return"]
     assert (s3, s4) == (3, 4) and inf == math.inf and math.isnan(nan)
-    assert scalars["time/ünïcode"] == [(5, pytest.approx(1e-3))]  # float32, as TensorBoard stores it
+    # float32, as TensorBoard stores it
+    assert scalars["time/ünïcode"] == [(5, pytest.approx(1e-3))]
 
 
 def test_a_flipped_byte_is_caught_by_the_checksum(tmp_path: Path):
@@ -56,7 +57,12 @@ def test_logger_writes_both_files(tmp_path: Path):
     logger.log(100, 1.5, {"train/loss": 0.25, "eval/mean_return": 200.0})
     logger.log(200, 3.0, {"train/loss": 0.125})
     logger.close()
-    assert read_scalars(tmp_path / "tb") == {"train/loss": [(100, 0.25), (200, 0.125)], "eval/mean_return": [(100, 200.0)]}
+    assert read_scalars(tmp_path / "tb") == {
+        "train/loss": [(100, 0.25), (200, 0.125)],
+        "eval/mean_return": [(100, 200.0)],
+    }
     assert (tmp_path / "metrics.csv").read_text().splitlines()[1:] == [
-        "100,1.5000,train/loss,0.25", "100,1.5000,eval/mean_return,200.0", "200,3.0000,train/loss,0.125",
+        "100,1.5000,train/loss,0.25",
+        "100,1.5000,eval/mean_return,200.0",
+        "200,3.0000,train/loss,0.125",
     ]

@@ -56,15 +56,16 @@ def _field(number: int, payload: bytes) -> bytes:
 
 def scalar_event(tag: str, value: float, step: int, wall_time: float) -> bytes:
     """The serialised Event of one scalar."""
-    tagged = _field(1, tag.encode()) + b"\x15" + struct.pack("<f", value)  # Value.simple_value: fixed32
-    summary = _field(1, tagged)
+    simple_value = b"\x15" + struct.pack("<f", value)  # field 2, wire type 5 (fixed32)
+    summary = _field(1, _field(1, tag.encode()) + simple_value)
     return b"\x09" + struct.pack("<d", wall_time) + b"\x10" + _varint(step) + _field(5, summary)
 
 
 def record(event: bytes) -> bytes:
     """One TFRecord framing `event`."""
     length = struct.pack("<Q", len(event))
-    return length + struct.pack("<I", _masked_crc(length)) + event + struct.pack("<I", _masked_crc(event))
+    head = length + struct.pack("<I", _masked_crc(length))
+    return head + event + struct.pack("<I", _masked_crc(event))
 
 
 class EventWriter:
@@ -80,7 +81,8 @@ class EventWriter:
         self._file.write(record(b"\x09" + struct.pack("<d", now) + _field(3, b"brain.Event:2")))
 
     def scalar(self, tag: str, value: float, step: int, wall_time: float | None = None) -> None:
-        self._file.write(record(scalar_event(tag, value, step, time.time() if wall_time is None else wall_time)))
+        wall_time = time.time() if wall_time is None else wall_time
+        self._file.write(record(scalar_event(tag, value, step, wall_time)))
 
     def flush(self) -> None:
         self._file.flush()
