@@ -195,6 +195,7 @@ ALGO_CASES = [
     case("td3", "target_policy_noise", "must be >= 0", target_policy_noise=-0.1),
     case("td3", "target_noise_clip", "must be >= 0", target_noise_clip=-0.5),
     case("td3", "exploration_noise", "must be >= 0", exploration_noise=-0.1),
+    case("td3", "activation", "must be one of tanh, relu, elu, gelu", activation="sigmoid"),
     case("td3", "gamma", "must be in [0, 1]", gamma=1.1),
     case("td3", "tau", "must be in (0, 1]", tau=0.0),
     case("td3", "tau", "must be in (0, 1]", tau=2.0),

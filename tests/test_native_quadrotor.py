@@ -46,7 +46,7 @@ def test_hover_action_holds_a_still_drone_level():
     state = still_state(env, 1, rpm=rpm_of(hover))
     action = torch.full((1, 4), hover)
     for _ in range(quad.EPISODE_STEPS):
-        state, reward, terminated = env.dynamics(state, action)
+        state, _, terminated = env.dynamics(state, action)
     assert not terminated.any()
     assert state[0, 0:3].abs().max() < 1e-5 and state[0, 7:13].abs().max() < 1e-5
     assert torch.allclose(state[0, 3:7], torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=torch.float64), atol=1e-12)
@@ -358,6 +358,8 @@ def test_invalid_arguments_are_refused():
         Quadrotor(1, reward_weights=[1.0, 2.0, -1.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="exclude"):
         Quadrotor(1, reward_weights=[1.0] * 5, target_reward=True)
+    with pytest.raises(TypeError, match="privileged = 1 is invalid: must be true or false"):
+        Quadrotor(1, privileged=1)
 
 
 def test_trains_through_the_public_api_with_its_options_and_reads_nothing_on_the_host(tmp_path):
@@ -371,3 +373,132 @@ def test_trains_through_the_public_api_with_its_options_and_reads_nothing_on_the
     saved = load_latest(tmp_path / "checkpoints")
     assert saved["env"]["env_steps"].item() == 512  # the curriculum's counter travels with the checkpoint
     assert saved["env"]["state"].shape == (8, quad.HISTORY + 16)
+
+
+def test_privileged_observation_is_the_true_state_disturbances_and_motor_speeds():
+    env = Quadrotor(3, seed=0, privileged=True, observe_motors=True, action_history=1)
+    env.reset()
+    space = env.observation_space
+    assert isinstance(space, quad.gym.spaces.Dict) and set(space.spaces) == {"obs", "privileged"}
+    assert space["obs"].shape == (18 + 4 + 4,) and space["privileged"].shape == (quad.PRIVILEGED_DIM,)
+    half = math.sqrt(0.5)  # a quarter turn about z: body x points along world y
+    env.state[:, 0:13] = torch.tensor([0.1, -0.2, 0.3, half, 0.0, 0.0, half, 0.5, 0.6, -0.7, 1.0, -2.0, 3.0])
+    env.state[:, 13:17] = torch.tensor([0.0, quad.MAX_RPM / 4, quad.MAX_RPM / 2, quad.MAX_RPM])
+    env.state[:, 17:23] = torch.tensor([0.01, -0.02, 0.03, 1e-5, -2e-5, 3e-5])
+    obs = env.observe(env.state)
+    rotation = [0.0, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 1.0]  # row-major R(q)
+    expected = [0.1, -0.2, 0.3, *rotation, 0.5, 0.6, -0.7, 1.0, -2.0, 3.0, 0.01, -0.02, 0.03, 1e-5, -2e-5, 3e-5]
+    expected = torch.tensor([expected + [-1.0, -0.5, 0.0, 1.0]] * 3, dtype=torch.float32)
+    assert torch.allclose(obs["privileged"], expected, atol=1e-7)  # no sensor noise
+    assert torch.equal(obs["obs"], env.observe_actor(env.state))  # the actor's view, noise included
+    assert not torch.equal(obs["obs"][:, :18], expected[:, :18])
+
+
+def test_dict_observations_reset_per_key_and_keep_the_final_one_per_key():
+    """A privileged environment steps exactly as the plain one; where an episode ends, each key
+    holds the fresh state's observation and final_obs the ended state's."""
+    plain, env = Quadrotor(6, seed=3), Quadrotor(6, seed=3, privileged=True)
+    assert torch.equal(plain.reset(), env.reset()["obs"])
+    gen = torch.Generator().manual_seed(1)
+    ended = 0
+    for _ in range(80):
+        action = torch.rand(6, 4, generator=gen) * 2 - 1
+        before = env.state.clone()
+        a, b = plain.step(action), env.step(action)
+        assert torch.equal(a.obs, b.obs["obs"]) and torch.equal(a.final_obs, b.final_obs["obs"])
+        assert torch.equal(a.rewards, b.rewards) and torch.equal(a.terminated, b.terminated)
+        next_state = env.integrate(before, action, torch.zeros(6, 18, dtype=torch.float64))  # draws nothing
+        done = (b.terminated + b.truncated).bool()
+        ended += int(done.sum())
+        assert torch.equal(b.obs["privileged"], env.observe_privileged(env.state))  # fresh rows where done
+        final = b.final_obs["privileged"]
+        assert torch.allclose(final[:, :3].double(), next_state[:, :3], atol=1e-6)  # the ended state where done
+        assert torch.equal(final[~done], b.obs["privileged"][~done])
+        assert not done.any() or (final[done, :3] - b.obs["privileged"][done, :3]).abs().amax(-1).min() > 0
+    assert ended > 0
+
+
+def test_dict_observations_normalise_per_key_and_restore_exactly(tmp_path):
+    from dramaturg.envs.spaces import obs_shape
+    from dramaturg.nn.normalize import ObsNormalizer
+
+    def make(seed):
+        probe = Quadrotor(1, privileged=True)
+        return Quadrotor(4, seed=seed, privileged=True, obs_norm=ObsNormalizer(obs_shape(probe.observation_space)))
+
+    a = make(5)
+    a.reset()
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        step = a.step(torch.rand(4, 4, generator=gen) * 2 - 1)
+    raw = a.observe(a.state)
+    for key in ("obs", "privileged"):  # each key by its own running moments
+        assert torch.equal(step.obs[key], a.obs_norm.norms[key](raw[key]))
+    assert a.obs_norm.norms["privileged"].count.item() == pytest.approx(4 * 31, abs=1e-3)
+    write_state(tmp_path / "env", a.state_dict())
+    actions = [torch.rand(4, 4, generator=gen) * 2 - 1 for _ in range(150)]
+    norm_state = {k: v.clone() for k, v in a.obs_norm.state_dict().items()}
+    first = [a.step(action, update_norm=False) for action in actions]
+    assert any(bool((s.terminated + s.truncated).any()) for s in first)
+    c = make(99)
+    c.reset()
+    c.obs_norm.load_state_dict(norm_state)
+    restored = c.load_state_dict(read_state(tmp_path / "env"))
+    assert set(restored) == {"obs", "privileged"}
+    for before, action in zip(first, actions):
+        after = c.step(action, update_norm=False)
+        for key in ("obs", "privileged"):
+            assert torch.equal(before.obs[key], after.obs[key]) and torch.equal(before.final_obs[key], after.final_obs[key])
+        assert torch.equal(before.rewards, after.rewards)
+
+
+def test_asymmetric_td3_trains_evaluates_and_flies_with_the_privileged_critic(tmp_path):
+    options = {"privileged": True, "observe_motors": True, "action_history": 0}
+    result = dramaturg.train("td3", env="dramaturg/Quadrotor-v0", num_envs=8, total_steps=256, eval_every=128,
+                             eval_episodes=2, log_every=10_000, checkpoint_every=0, progress=False, run_dir=str(tmp_path),
+                             learning_starts=64, batch_size=32, net_arch=(16, 16), env_kwargs=options, actor_keys="obs")
+    assert result.policy.actor.net[0].in_features == 18 + 4  # the actor reads the actor's view only
+    flight = Quadrotor(4, seed=0, **options).fly(result.policy)
+    assert flight.positions.shape == (quad.EPISODE_STEPS + 1, 4, 3)
+    plain = Quadrotor(4, seed=0, observe_motors=True, action_history=0).fly(result.policy)  # the view alone, as deployed
+    assert torch.equal(torch.nan_to_num(flight.positions), torch.nan_to_num(plain.positions))
+    again = dramaturg.train("td3", env="dramaturg/Quadrotor-v0", num_envs=8, total_steps=256, eval_every=128,
+                            eval_episodes=2, log_every=10_000, checkpoint_every=0, progress=False,
+                            run_dir=str(tmp_path / "again"), learning_starts=64, batch_size=32, net_arch=(16, 16),
+                            env_kwargs=options, actor_keys="obs")
+    first, second = result.policy.actor.state_dict(), again.policy.actor.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)  # same seed, same policy, bit for bit
+
+
+def test_td3_activation_builds_the_named_nonlinearity_and_refuses_others():
+    from dramaturg.algos import td3
+    from dramaturg.config import ConfigError
+    from dramaturg.nn.mlp import Tanh
+
+    env = Quadrotor(1, privileged=True)
+    for activation, kind in (("relu", torch.nn.ReLU), ("tanh", Tanh)):
+        cfg = td3.Config(env="dramaturg/Quadrotor-v0", net_arch=(8, 8), activation=activation, actor_keys="obs")
+        state = td3.make(cfg, env.observation_space, env.action_space, torch.device("cpu"))
+        assert [type(m) for m in state.actor.net if not isinstance(m, torch.nn.Linear)] == [kind, kind]
+        assert isinstance(state.critic.activation, kind) and isinstance(state.critic_target.activation, kind)
+    with pytest.raises(ConfigError, match="activation = 'sigmoid' is invalid: must be one of tanh, relu, elu, gelu"):
+        td3.Config(env="dramaturg/Quadrotor-v0", activation="sigmoid")
+
+
+def test_asymmetric_run_stopped_and_resumed_ends_where_the_whole_run_ends(tmp_path):
+    """Dict observations through replay, normalisation and checkpoints: resuming is exact."""
+    from tests.helpers import assert_same_state, final_state, metric_rows
+    from tests.helpers import dramaturg as cli
+
+    argv = ["td3", "--env", "dramaturg/Quadrotor-v0", "--seed", "4", "--num-envs", "8", "--learning-starts", "64",
+            "--batch-size", "32", "--net-arch", "16,16", "--actor-keys", "obs", "--normalize-obs",
+            "--env-kwargs", '{"privileged": true, "observe_motors": true, "action_history": 2}',
+            "--eval-every", "0", "--log-every", "64", "--checkpoint-every", "192", "--progress", "false"]
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    cli("train", *argv, "--total-steps", "384", "--run-dir", str(whole))
+    cli("train", *argv, "--total-steps", "192", "--run-dir", str(part))
+    cli("train", "--resume", str(part), "--total-steps", "384")
+    assert_same_state(final_state(whole), final_state(part))
+    assert metric_rows(whole) == metric_rows(part)
+    saved = load_latest(whole / "checkpoints")
+    assert set(saved["obs_norm"]) >= {"norms.obs.mean", "norms.privileged.mean"}  # one normaliser per key

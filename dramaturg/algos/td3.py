@@ -19,11 +19,12 @@ import gymnasium as gym
 import torch
 
 from dramaturg.algos.common import actor_view, compiled, require_box_actions, train_off_policy
-from dramaturg.config import OffPolicyConfig, key_list, layer_widths, non_negative, positive
+from dramaturg.config import OffPolicyConfig, key_list, layer_widths, non_negative, one_of, positive
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
 from dramaturg.losses.q import deterministic_actor, q_regression, td_target
 from dramaturg.nn import Adam, DeterministicActor, QEnsemble
+from dramaturg.nn.mlp import ACTIVATIONS
 from dramaturg.runtime.session import Result
 
 
@@ -43,6 +44,8 @@ class Config(OffPolicyConfig):
     """Hidden layer widths of actor and critics."""
     actor_keys: str = ""
     """Dict observation keys the actor sees, comma-separated; the critics see all (asymmetric actor-critic). Empty: all."""
+    activation: str = "relu"
+    """Hidden activation of actor and critics: relu, tanh, elu or gelu."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +53,7 @@ class Config(OffPolicyConfig):
         positive(self, "learning_rate", "policy_delay")
         non_negative(self, "target_policy_noise", "target_noise_clip", "exploration_noise")
         key_list(self, "actor_keys")
+        one_of(self, "activation", tuple(ACTIVATIONS))
 
 
 @dataclass
@@ -67,8 +71,8 @@ def make(cfg: Config, obs_space: gym.Space, action_space: gym.Space, device: tor
     require_box_actions("td3", action_space)
     obs_dim, act_dim = flat_dim(obs_space), int(action_space.shape[0])
     actor_keys, actor_dim = actor_view("td3", cfg.actor_keys, obs_space)
-    actor = DeterministicActor(actor_dim, act_dim, cfg.net_arch, obs_keys=actor_keys).to(device)
-    critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=2).to(device)
+    actor = DeterministicActor(actor_dim, act_dim, cfg.net_arch, activation=cfg.activation, obs_keys=actor_keys).to(device)
+    critic = QEnsemble(obs_dim, act_dim, cfg.net_arch, members=2, activation=cfg.activation).to(device)
     return State(
         actor,
         copy.deepcopy(actor).requires_grad_(False),

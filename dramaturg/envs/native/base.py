@@ -2,10 +2,13 @@
 
 A subclass holds its physical state as a [B, S] float64 tensor and implements four pure pieces:
 `sample_initial(n, generator)`, `dynamics(state, action) -> (next_state, reward, terminated)`,
-`observe(state)`, and its spaces. The base class adds what every environment needs, without a
-host round trip: time-limit truncation, auto-reset in the same step (the true final observation is
-returned as `final_obs`), episode returns and lengths, observation normalisation, reward scaling,
-and exact save/restore (state, counters and the environment's own random generator).
+`observe(state)`, and its spaces. `observe` returns one tensor for a Box observation space, or a
+dict of tensors, one per key, for a Dict space (e.g. an actor's view and a critic's privileged
+state). The base class adds what every environment needs, without a host round trip: time-limit
+truncation, auto-reset in the same step (the true final observation is returned as `final_obs`;
+both key by key for a Dict space), episode returns and lengths, observation normalisation (one
+running normaliser per key for a Dict space), reward scaling, and exact save/restore (state,
+counters and the environment's own random generator).
 """
 
 from __future__ import annotations
@@ -17,12 +20,20 @@ import torch
 from torch import Tensor
 
 from dramaturg.envs.vec import StepResult
+from dramaturg.types import Obs
 
 FINISHED_CAPACITY = 65_536  # finished episodes kept between two reads of the statistics
 
 
+def where_done(done: Tensor, fresh: Obs, old: Obs) -> Obs:
+    """`fresh` where `done` [B], else `old`: tensors [B, ...], or dicts of them key by key."""
+    if isinstance(fresh, dict):
+        return {k: where_done(done, fresh[k], old[k]) for k in fresh}
+    return torch.where(done.view(-1, *([1] * (fresh.dim() - 1))), fresh, old)
+
+
 class NativeVecEnv:
-    observation_space: gym.spaces.Box
+    observation_space: gym.spaces.Box | gym.spaces.Dict
     action_space: gym.Space
     max_episode_steps: int
     gym_id: str | None = None  # Gymnasium's own version of the task, used for evaluation
@@ -61,20 +72,20 @@ class NativeVecEnv:
         """(next state [B, S], reward [B], terminated [B] bool) for actions [B, ...]."""
         raise NotImplementedError
 
-    def observe(self, state: Tensor) -> Tensor:
-        """[B, *obs] float32 observation of the state."""
+    def observe(self, state: Tensor) -> Obs:
+        """[B, *obs] float32 observation of the state; for a Dict space a dict of them, one per key."""
         raise NotImplementedError
 
     # -- the common machinery -----------------------------------------------------------------
 
-    def _normalised(self, obs: Tensor, update: bool) -> Tensor:
+    def _normalised(self, obs: Obs, update: bool) -> Obs:
         if self.obs_norm is None or not self.obs_norm.enabled:
             return obs
         if update:
             self.obs_norm.update(obs)
         return self.obs_norm(obs)
 
-    def reset(self) -> Tensor:
+    def reset(self) -> Obs:
         self.state = self.sample_initial(self.num_envs, self.generator)
         self.elapsed.zero_()
         self.ep_return.zero_()
@@ -92,7 +103,7 @@ class NativeVecEnv:
         self.state = torch.where(done.unsqueeze(-1), fresh, next_state)
         self.elapsed = torch.where(done, torch.zeros_like(self.elapsed), self.elapsed)
         self.ep_return = torch.where(done, torch.zeros_like(self.ep_return), self.ep_return)
-        obs = torch.where(done.unsqueeze(-1), self.observe(self.state), final_obs)
+        obs = where_done(done, self.observe(self.state), final_obs)
         normed = self._normalised(obs, update=update_norm)
         normed_final = self._normalised(final_obs, update=False)
         return StepResult(
@@ -147,7 +158,7 @@ class NativeVecEnv:
             "generator": self.generator.get_state(),
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> Tensor:
+    def load_state_dict(self, state: dict[str, Any]) -> Obs:
         for name in ("state", "elapsed", "ep_return", "discounted", "ret_moments", "finished", "finished_count"):
             setattr(self, name, state[name].to(self.device))
         self.generator.set_state(state["generator"])

@@ -17,7 +17,8 @@ The target is the origin. Actions are four normalised motor-speed set points in 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -81,6 +82,7 @@ INTEGRATED = 17  # state columns that RK4 integrates: p, q, v, w, rpm
 DISTURBANCE = slice(17, 23)  # force, torque
 NOISE = slice(23, 41)  # sensor noise of p, R (9), v, w
 HISTORY = 41  # first column of the action history
+PRIVILEGED_DIM = 28  # the authors' critic input: p, R(q), v, w, force, torque, rpm
 ANGLE_TABLE_SIZE = 2049  # knots of the tabulated inverse CDF of the initial rotation angle
 
 
@@ -231,7 +233,8 @@ class Quadrotor(NativeVecEnv):
     `observe_motors` adds the motor speeds to it (the authors' actor infers them from its action
     history; their critic observes them); `curriculum_interval` > 0 raises the cost weights as the authors' curriculum does, once every
     that many environment steps (the authors: 100_000), counted by the environment itself and
-    summed over instances.
+    summed over instances. `privileged` makes the observation a dict, `{"obs": the actor's view,
+    "privileged": observe_privileged(state)}`, for an asymmetric critic (TD3/SAC `actor_keys="obs"`).
     """
 
     max_episode_steps = EPISODE_STEPS
@@ -248,6 +251,7 @@ class Quadrotor(NativeVecEnv):
         curriculum_interval: int = 0,
         observe_motors: bool = False,
         reward_weights: Sequence[float] | None = None,
+        privileged: bool = False,
         **kwargs: Any,
     ):
         if action_history < 0:
@@ -260,7 +264,10 @@ class Quadrotor(NativeVecEnv):
             raise ValueError("Quadrotor: target_reward and reward_weights exclude each other")
         if reward_weights is not None and (len(reward_weights) != 5 or min(reward_weights) < 0):
             raise ValueError(f"Quadrotor: reward_weights = {reward_weights!r} is invalid: must be 5 numbers >= 0, {COST_TERMS}")
+        if not isinstance(privileged, bool):
+            raise TypeError(f"Quadrotor: privileged = {privileged!r} is invalid: must be true or false")
         self.history, self.curriculum_interval, self.observe_motors = action_history, curriculum_interval, observe_motors
+        self.privileged = privileged
         self.state_dim = HISTORY + 4 * action_history
         super().__init__(num_envs, **kwargs)
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -288,6 +295,12 @@ class Quadrotor(NativeVecEnv):
         high = np.full(obs_dim, np.inf, dtype=np.float32)
         high[18:] = 1.0  # motor speeds and past actions, both as normalised actions
         self.observation_space = gym.spaces.Box(-high, high, dtype=np.float32)
+        if privileged:
+            high = np.full(PRIVILEGED_DIM, np.inf, dtype=np.float32)
+            high[-4:] = 1.0  # motor speeds, as normalised actions
+            privileged_space = gym.spaces.Box(-high, high, dtype=np.float32)
+            spaces = {"obs": self.observation_space, "privileged": privileged_space}
+            self.observation_space = gym.spaces.Dict(spaces)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (4,), dtype=np.float32)
 
     # -- the task -----------------------------------------------------------------------------
@@ -365,7 +378,12 @@ class Quadrotor(NativeVecEnv):
         self.env_steps = self.env_steps + self.num_envs  # after the reward: a step is scored with the weights before it
         return result
 
-    def observe(self, state: Tensor) -> Tensor:
+    def observe(self, state: Tensor) -> Tensor | dict[str, Tensor]:
+        """The actor's view, with `privileged` as `{"obs": it, "privileged": observe_privileged(state)}`."""
+        actor = self.observe_actor(state)
+        return {"obs": actor, "privileged": self.observe_privileged(state)} if self.privileged else actor
+
+    def observe_actor(self, state: Tensor) -> Tensor:
         """The actor's [B, 18 (+ 4) + 4 H] view: p, R(q) row-major, v, w, each with its sensor noise;
         the motor speeds as normalised actions if `observe_motors`; past actions, oldest first."""
         rotation = rotation_matrix(state[:, 3:7]).flatten(1)
@@ -383,8 +401,8 @@ class Quadrotor(NativeVecEnv):
     def fly(self, policy: Callable[[Tensor], Tensor], steps: int = EPISODE_STEPS) -> Flight:
         """Fly one episode from fresh initial states in every instance, without auto-reset.
 
-        `policy` maps observations [B, obs] to actions [B, 4]. The environment's counters (and so
-        its curriculum) do not move; its random generator does.
+        `policy` maps observations (`observe`'s, so a dict with `privileged`) to actions [B, 4].
+        The environment's counters (and so its curriculum) do not move; its random generator does.
         """
         state = self.sample_initial(self.num_envs, self.generator)
         positions = [state[:, 0:3]]
