@@ -83,7 +83,7 @@ class FiniteGuard:
             self._mark(tuple(k for k, _ in flat), [v for _, v in flat])
 
     def watch_update(self, metrics: dict[str, Any]) -> None:
-        """An update's losses and metrics, and every tracked parameter and gradient, in one read."""
+        """An update's losses and metrics, and every tracked parameter and gradient, as one set."""
         if not self.enabled:
             return
         self.updates += 1
