@@ -256,7 +256,7 @@ def test_reward_vector_reaches_the_replay_buffer_intact(tmp_path: Path):
         progress=False,
         run_dir=str(tmp_path),
     )
-    explore = lambda state, obs: state.actor.act(obs)
+    explore = lambda state, obs: state.actor.act(obs)  # noqa: E731
     train_off_policy("sac", cfg, sac.make, update, explore, sources=None, resume=False)
     assert len(seen) == 11  # at steps 20, 22, ..., 40
     for batch in seen:  # next_obs is the true one at episode ends, and t = next_obs

@@ -165,7 +165,7 @@ def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    series = lambda key: [float(r["value"]) for r in rows if r["key"] == key]
+    series = lambda key: [float(r["value"]) for r in rows if r["key"] == key]  # noqa: E731
     se, ref, returns = (
         series("train/sampling_error"),
         series("train/sampling_error_resampled"),

@@ -293,7 +293,7 @@ def update(state: State, cfg: Config, rollout, progress: float) -> dict[str, Ten
         lam=cfg.cost_gae_lambda,
     )  # [T, B, K]
     returns = torch.cat([adv_r.unsqueeze(-1), adv_c], -1) + values  # [T, B, 1 + K]
-    flat = lambda x: x.reshape(-1, *x.shape[2:])
+    flat = lambda x: x.reshape(-1, *x.shape[2:])  # noqa: E731  [T, B, ...] -> [T*B, ...]
     b_obs = tree_map(flat, rollout.obs)
     b_actions, b_logp, b_values = flat(rollout.actions), flat(rollout.logp), flat(values)
     b_adv_r, b_adv_c, b_returns = flat(adv_r), flat(adv_c), flat(returns)

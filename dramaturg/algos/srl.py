@@ -231,7 +231,7 @@ def explore(state: State, obs, episode_start: Tensor) -> Tensor:
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    check = lambda _, actions: require_box_actions("srl", actions)
+    check = lambda _, actions: require_box_actions("srl", actions)  # noqa: E731
     session = Session("srl", cfg, sources=sources, resume=resume, check_spaces=check)
     env = session.make_env(gamma=cfg.gamma)
     state = make(cfg, env.observation_space, env.action_space, session.device)

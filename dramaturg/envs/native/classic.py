@@ -145,7 +145,7 @@ class Pendulum(NativeVecEnv):
 
     def dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         th, thdot = state.unbind(-1)
-        g, m, l, dt = self.g, self.m, self.l, self.dt
+        g, m, l, dt = self.g, self.m, self.l, self.dt  # noqa: E741 (Gymnasium's names)
         # float32 as in Gymnasium: np.clip of the float32 action, then float32 products with it
         u = _first_action(action, state.shape[0]).clamp(-self.max_torque, self.max_torque)
         normalised = _remainder(th + math.pi, 2 * math.pi) - math.pi
