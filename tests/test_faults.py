@@ -231,9 +231,9 @@ def kill_at(process: multiprocessing.process.BaseProcess, checkpoints: Path, ste
 
 
 def test_twenty_random_sigkills_then_resume_is_exact(tmp_path: Path):
-    """Kill -9 one run at 20 random instants spread over it (start-up and restore, training,
-    evaluation, checkpoint writes), resuming after each; it ends bit for bit where an uninterrupted
-    run ends."""
+    """Kill -9 one run at 20 random instants spread over its first half (start-up and restore,
+    training, evaluation, checkpoint writes), resuming after each; it ends bit for bit where an
+    uninterrupted run ends."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["tests.test_faults"])
     whole, killed = tmp_path / "whole", tmp_path / "killed"
