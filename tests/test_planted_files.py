@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import pickle
 import shutil
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -122,6 +123,26 @@ def test_an_environment_named_by_a_file_is_not_imported_unless_allowed(finished_
         err = capsys.readouterr().err
         assert "config.json: environment" in err and "imports 'subprocess'" in err and "--allow-import subprocess" in err, err
         assert not sentinel.exists() and _snapshot(run) == before, command
+
+
+@pytest.mark.parametrize("env", ["planted_payload:x-1", "planted_payload:Env-v0", "planted_payload.sub:"])
+def test_a_module_named_in_any_shape_is_not_imported(finished_run: Path, tmp_path: Path, env: str, monkeypatch, capsys):
+    """Not only package.module:Name: a name that is no identifier must not get its module imported
+    either (importing runs the module's code before the missing name is noticed)."""
+    run = tmp_path / "ppo"
+    shutil.copytree(finished_run, run)
+    sentinel = tmp_path / "pwned"
+    (tmp_path / "planted_payload").mkdir()
+    for module in ("__init__.py", "sub.py"):
+        (tmp_path / "planted_payload" / module).write_text(f"open({str(sentinel)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _planted_env(run, env, {})
+    for command in ("eval", "resume"):
+        argv = ["eval", str(run), "--episodes", "1"] if command == "eval" else ["train", "--resume", str(run)]
+        assert main(argv) == 2, command
+        assert "unknown environment id" in capsys.readouterr().err
+        assert not sentinel.exists(), command
+    assert "planted_payload" not in sys.modules
 
 
 def cartpole() -> gym.Env:

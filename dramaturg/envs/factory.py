@@ -21,11 +21,17 @@ class EnvError(ValueError):
     """An environment that cannot be found or built; the message says which and why."""
 
 
+# package.module:Name, the one form env_factory imports; imported_modules finds exactly these, so
+# that what a file names is checked by the same rule that would build it
+_IMPORT_SPEC = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
+
+
 def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[[], gym.Env]:
     """`env` is a Gymnasium id or `package.module:Name` (an Env class or a factory function)."""
     kwargs = dict(env_kwargs or {})
-    if ":" in env and not env.split(":")[0].endswith("/"):
-        module_name, _, attr = env.partition(":")
+    spec = _IMPORT_SPEC.match(env)
+    if spec:
+        module_name, attr = spec.groups()
         try:
             target = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
@@ -40,9 +46,6 @@ def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise EnvError(f"unknown environment id {env!r}{hint}")
     return lambda: _build(env, gym.make, kwargs, env)
-
-
-_IMPORT_SPEC = re.compile(r"^([A-Za-z_][\w.]*):[A-Za-z_]\w*$")  # package.module:Name
 
 
 def imported_modules(env: str, env_kwargs: Any = None) -> list[str]:
