@@ -13,7 +13,9 @@ sensor noise) and scores:
   success  fraction of episodes within 0.1 m of the target for the whole last 2 s (hover_success)
   return   mean return under the authors' evaluation reward weights (40, 5, 1, 0, 1)
 
-A seed counts as solved when success >= --threshold (0.9). One JSON line per seed, then a summary.
+A seed counts as solved when success >= --threshold (0.9). `--reference` flies the hand-written
+controller on the true state (`HoverController`, disturbance force included) through the same test
+instead, without training: what the task allows, for comparison. One JSON line per seed, then a summary.
 Times: `process_s` from the child's start to the end of its test, `train_s` training alone,
 `command_s` the parent's clock around the whole child. Before each child the parent waits (up to
 --patience seconds) until other processes use < 0.25 cores, and it reports how many cores they
@@ -39,7 +41,7 @@ MAX_FOREIGN_CORES = 0.25
 # what a timed run leaves out: periodic evaluations and checkpoints (the final ones still happen)
 QUIET = {"eval_every": 0, "checkpoint_every": 0, "eval_episodes": 1, "progress": False}
 # environment options that change the reward only; the test scores with the evaluation weights
-REWARD_OPTIONS = ("curriculum_interval", "reward_weights", "target_reward")
+REWARD_OPTIONS = ("curriculum_interval", "reward_weights", "target_reward", "termination_penalty")
 
 
 def test_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -83,6 +85,26 @@ def run_child(algo: str, seed: int, episodes: int, threshold: float, overrides: 
     }
 
 
+def run_reference(seed: int, episodes: int, threshold: float) -> dict[str, Any]:
+    """The test of `run_child`, flown by the hand-written controller on the true state."""
+    from dramaturg.envs.native.quadrotor import HoverController, Quadrotor, hover_success
+    from dramaturg.presets import preset_for
+
+    kwargs = test_kwargs(preset_for("td3", ENV)["env_kwargs"]) | {"privileged": True}
+    env = Quadrotor(episodes, seed=1_000_000 + seed, **kwargs)
+    flight = env.fly(HoverController(env))
+    rate = float(hover_success(flight.positions[1:]).double().mean())
+    return {
+        "algo": "reference",
+        "seed": seed,
+        "success": rate,
+        "solved": rate >= threshold,
+        "terminated": float(flight.terminated.double().mean()),
+        "mean_return_target": float(flight.returns.mean()),
+        "episodes": episodes,
+    }
+
+
 def busy_cpu_s() -> float:
     """CPU-seconds all processes of the machine have used (from /proc/stat)."""
     with open("/proc/stat") as f:
@@ -122,9 +144,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=SUCCESS_THRESHOLD, help="success fraction that counts as solved")
     parser.add_argument("--set", default="{}", help="JSON of config fields over the preset, e.g. '{\"total_steps\": 400000}'")
     parser.add_argument("--patience", type=float, default=120.0, help="seconds to wait for an idle machine per seed")
+    parser.add_argument("--reference", action="store_true", help="fly the hand-written controller instead of training")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     overrides = json.loads(args.set)
+    if args.reference:
+        for seed in args.seed:
+            print(json.dumps(run_reference(seed, args.episodes, args.threshold)), flush=True)
+        return
     if args.child:
         print(json.dumps(run_child(args.algo, args.seed[0], args.episodes, args.threshold, overrides)), flush=True)
         return

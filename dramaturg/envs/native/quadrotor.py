@@ -107,14 +107,17 @@ def curriculum_stage(steps: Tensor, interval: int) -> Tensor:
 def curriculum_weights(stage: Tensor, initial_weights: tuple[float, ...] = INITIAL_WEIGHTS) -> Tensor:
     """[..., 5] cost weights of COST_TERMS at curriculum `stage` [...] (0: `initial_weights`).
 
-    The authors multiply and cap once per stage; as every factor is >= 1 that equals one
-    multiplication by factor ** stage followed by the cap.
+    The authors multiply and cap once per raise; as every factor is >= 1 that equals one
+    multiplication by factor ** stage followed by the cap. Before the first raise nothing is
+    capped: initial weights above a cap (`reward_weights`) hold as given.
     """
     options = {"dtype": torch.float64, "device": stage.device}
     initial = torch.tensor(initial_weights, **options)
     factors = torch.tensor(CURRICULUM_FACTORS, **options)
     caps = torch.tensor(CURRICULUM_CAPS, **options)
-    return torch.minimum(initial * factors ** stage.to(torch.float64).unsqueeze(-1), caps)
+    stage = stage.unsqueeze(-1)
+    raised = torch.minimum(initial * factors ** stage.to(torch.float64), caps)
+    return torch.where(stage == 0, initial, raised)
 
 
 def rotation_matrix(q: Tensor) -> Tensor:
@@ -143,10 +146,10 @@ def costs(state: Tensor, action: Tensor) -> Tensor:
     )
 
 
-def squared_reward(cost: Tensor, weights: Tensor, terminated: Tensor) -> Tensor:
-    """[B] reward 2 - 0.5 * (weighted cost [B, 5] . weights [5]); the penalty (0) where the step terminated."""
+def squared_reward(cost: Tensor, weights: Tensor, terminated: Tensor, penalty: float = TERMINATION_PENALTY) -> Tensor:
+    """[B] reward 2 - 0.5 * (weighted cost [B, 5] . weights [5]); `penalty` (the authors': 0) where the step terminated."""
     reward = REWARD_CONSTANT - REWARD_SCALE * (cost @ weights)
-    return torch.where(terminated, torch.full_like(reward, TERMINATION_PENALTY), reward)
+    return torch.where(terminated, torch.full_like(reward, penalty), reward)
 
 
 def out_of_bounds(state: Tensor) -> Tensor:
@@ -235,6 +238,7 @@ class Quadrotor(NativeVecEnv):
     that many environment steps (the authors: 100_000), counted by the environment itself and
     summed over instances. `privileged` makes the observation a dict, `{"obs": the actor's view,
     "privileged": observe_privileged(state)}`, for an asymmetric critic (TD3/SAC `actor_keys="obs"`).
+    `termination_penalty` is the reward of the step that leaves the box (the authors': 0).
     """
 
     max_episode_steps = EPISODE_STEPS
@@ -252,6 +256,7 @@ class Quadrotor(NativeVecEnv):
         observe_motors: bool = False,
         reward_weights: Sequence[float] | None = None,
         privileged: bool = False,
+        termination_penalty: float = TERMINATION_PENALTY,
         **kwargs: Any,
     ):
         if action_history < 0:
@@ -264,10 +269,12 @@ class Quadrotor(NativeVecEnv):
             raise ValueError("Quadrotor: target_reward and reward_weights exclude each other")
         if reward_weights is not None and (len(reward_weights) != 5 or min(reward_weights) < 0):
             raise ValueError(f"Quadrotor: reward_weights = {reward_weights!r} is invalid: must be 5 numbers >= 0, {COST_TERMS}")
+        if not (isinstance(termination_penalty, (int, float)) and math.isfinite(termination_penalty)):
+            raise ValueError(f"Quadrotor: termination_penalty = {termination_penalty!r} is invalid: must be a finite number")
         if not isinstance(privileged, bool):
             raise TypeError(f"Quadrotor: privileged = {privileged!r} is invalid: must be true or false")
         self.history, self.curriculum_interval, self.observe_motors = action_history, curriculum_interval, observe_motors
-        self.privileged = privileged
+        self.privileged, self.termination_penalty = privileged, float(termination_penalty)
         self.state_dim = HISTORY + 4 * action_history
         super().__init__(num_envs, **kwargs)
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -371,7 +378,7 @@ class Quadrotor(NativeVecEnv):
         noise = torch.randn(state.shape[0], 18, dtype=torch.float64, device=self.device, generator=self.generator)
         next_state = self.integrate(state, action, noise * self.noise_std)
         terminated = out_of_bounds(next_state)
-        return next_state, squared_reward(costs(state, action), self.weights(), terminated), terminated
+        return next_state, squared_reward(costs(state, action), self.weights(), terminated, self.termination_penalty), terminated
 
     def step(self, action: Tensor, *, update_norm: bool = True) -> StepResult:
         result = super().step(action, update_norm=update_norm)
@@ -424,3 +431,59 @@ class Quadrotor(NativeVecEnv):
     def load_state_dict(self, state: dict[str, Any]) -> Tensor:
         self.env_steps = state["env_steps"].to(self.device)
         return super().load_state_dict(state)
+
+
+class HoverController:
+    """A hand-written hover controller on the true state: the reference the learned policies are
+    measured against (benchmarks/quadrotor_hover.py --reference), not a learner.
+
+    It reads the privileged observation (an environment made with `privileged=True`), so it knows
+    the disturbance force, which the actor does not. Cascaded PD: the desired acceleration
+    -k_p p - k_v v + g - F/m, its horizontal part limited to `max_tilt` from the vertical, gives
+    the thrust vector; the body's z axis is turned toward it with natural frequency
+    `attitude_frequency` (damping 0.8; yaw rate damped); the collective thrust is the vector's
+    whole magnitude, so that a drone lying on its side keeps its motors spinning while it rights
+    itself. The per-rotor thrusts solve [T, torque] = A f, and the set point overdrives the
+    first-order motors toward the speed they need by `motor_boost`, a lead on their 0.15 s lag.
+    """
+
+    def __init__(
+        self,
+        env: Quadrotor,
+        *,
+        position_gain: float = 4.0,
+        velocity_gain: float = 3.0,
+        attitude_frequency: float = 28.0,
+        motor_boost: float = 5.0,
+        max_tilt: float = 0.6,
+    ):
+        if not env.privileged:
+            raise ValueError("HoverController reads the true state: make the environment with privileged=True")
+        f64 = {"dtype": torch.float64, "device": env.device}
+        self.gains = (position_gain, velocity_gain, attitude_frequency, motor_boost, math.tan(max_tilt))
+        self.inertia = torch.tensor(INERTIA, **f64)
+        allocation = torch.cat([torch.ones(1, 4, **f64), env.mixer.T], 0)  # [T, torque] = A f  [4, 4]
+        self.allocation_inverse = torch.linalg.inv(allocation)
+        self.up = torch.tensor([0.0, 0.0, 1.0], **f64)
+
+    def __call__(self, obs: dict[str, Tensor]) -> Tensor:
+        kp, kv, frequency, boost, tilt = self.gains
+        s = obs["privileged"].double()
+        p, rotation, v, omega = s[:, 0:3], s[:, 3:12].view(-1, 3, 3), s[:, 12:15], s[:, 15:18]
+        force, rpm = s[:, 18:21], (s[:, 24:28] + 1) * (MAX_RPM / 2)
+        wanted = -kp * p - kv * v + GRAVITY * self.up - force / MASS  # [B, 3] world acceleration
+        vertical = wanted[:, 2:].clamp_min(2.0)
+        horizontal = wanted[:, :2]
+        limit = vertical * tilt
+        norm = torch.linalg.vector_norm(horizontal, dim=-1, keepdim=True)
+        horizontal = horizontal * torch.where(norm > limit, limit / norm.clamp_min(1e-9), torch.ones_like(norm))
+        thrust = MASS * torch.cat([horizontal, vertical], -1)  # [B, 3] world
+        magnitude = torch.linalg.vector_norm(thrust, dim=-1, keepdim=True)
+        axis = torch.einsum("bji,bj->bi", rotation, thrust / magnitude)  # wanted z axis in the body frame
+        tilt_error = torch.linalg.cross(self.up.expand_as(axis), axis)
+        torque = self.inertia * (frequency**2 * tilt_error - 2 * 0.8 * frequency * omega)
+        torque[:, 2] = self.inertia[2] * -4.0 * omega[:, 2]
+        rotor_thrust = (torch.cat([magnitude, torque], -1) @ self.allocation_inverse.T).clamp_min(0.0)
+        needed = (rotor_thrust / THRUST_COEFFICIENT).sqrt()
+        setpoint = rpm + boost * (needed - rpm)
+        return (setpoint * (2 / MAX_RPM) - 1).clamp(-1.0, 1.0).float()
