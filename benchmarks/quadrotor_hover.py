@@ -54,7 +54,7 @@ def run_child(algo: str, seed: int, episodes: int, threshold: float, overrides: 
     import torch
 
     import dramaturg
-    from dramaturg.envs.native.quadrotor import Quadrotor, hover_success
+    from dramaturg.envs.native.quadrotor import Quadrotor
     from dramaturg.runtime.session import process_start_time
 
     started = process_start_time()
@@ -63,18 +63,9 @@ def run_child(algo: str, seed: int, episodes: int, threshold: float, overrides: 
         config = json.loads((Path(run_dir) / "config.json").read_text())["config"]
         tested = time.time()
         env = Quadrotor(episodes, seed=1_000_000 + seed, **test_kwargs(config["env_kwargs"]))
-        flight = env.fly(result.policy)
-        success = hover_success(flight.positions[1:])
+        scores = score(algo, seed, env.fly(result.policy), threshold)
         done = time.time()
-    rate = float(success.double().mean())
-    return {
-        "algo": algo,
-        "seed": seed,
-        "success": rate,
-        "solved": rate >= threshold,
-        "terminated": float(flight.terminated.double().mean()),
-        "mean_return_target": float(flight.returns.mean()),
-        "episodes": episodes,
+    return scores | {
         "process_s": done - started,
         "train_s": result.summary["train_time_s"],
         "test_s": done - tested,
@@ -87,21 +78,27 @@ def run_child(algo: str, seed: int, episodes: int, threshold: float, overrides: 
 
 def run_reference(seed: int, episodes: int, threshold: float) -> dict[str, Any]:
     """The test of `run_child`, flown by the hand-written controller on the true state."""
-    from dramaturg.envs.native.quadrotor import HoverController, Quadrotor, hover_success
+    from dramaturg.envs.native.quadrotor import HoverController, Quadrotor
     from dramaturg.presets import preset_for
 
     kwargs = test_kwargs(preset_for("td3", ENV)["env_kwargs"]) | {"privileged": True}
     env = Quadrotor(episodes, seed=1_000_000 + seed, **kwargs)
-    flight = env.fly(HoverController(env))
+    return score("reference", seed, env.fly(HoverController(env)), threshold)
+
+
+def score(algo: str, seed: int, flight, threshold: float) -> dict[str, Any]:
+    """Hover success, crashes and mean return of the test flight (one episode per start)."""
+    from dramaturg.envs.native.quadrotor import hover_success
+
     rate = float(hover_success(flight.positions[1:]).double().mean())
     return {
-        "algo": "reference",
+        "algo": algo,
         "seed": seed,
         "success": rate,
         "solved": rate >= threshold,
         "terminated": float(flight.terminated.double().mean()),
         "mean_return_target": float(flight.returns.mean()),
-        "episodes": episodes,
+        "episodes": flight.returns.shape[0],
     }
 
 
