@@ -472,7 +472,7 @@ class HoverController:
         p, rotation, v, omega = s[:, 0:3], s[:, 3:12].view(-1, 3, 3), s[:, 12:15], s[:, 15:18]
         force, rpm = s[:, 18:21], (s[:, 24:28] + 1) * (MAX_RPM / 2)
         wanted = -kp * p - kv * v + GRAVITY * self.up - force / MASS  # [B, 3] world acceleration
-        vertical = wanted[:, 2:].clamp_min(2.0)
+        vertical = wanted[:, 2:].clamp_min(2.0)  # m/s^2: never command a free fall, only a slower climb
         horizontal = wanted[:, :2]
         limit = vertical * tilt
         norm = torch.linalg.vector_norm(horizontal, dim=-1, keepdim=True)
