@@ -71,26 +71,95 @@ def resume(run_dir: str | Path, *, allow_import: Collection[str] = (), **overrid
     return algos.get(record["algo"]).train(cfg, sources=record.get("sources"), resume=True)
 
 
-def load(run_dir: str | Path, device: str = "cpu"):
-    """Rebuild the run's actor from config.json and spaces.json and load policy/ weights."""
-    import torch
+def read_run_spaces(run_dir: str | Path):
+    """(observation space, action space) of a run folder, from spaces.json."""
+    from dramaturg.envs.spaces import space_from_json
+    from dramaturg.runtime.checkpoint import CheckpointError
 
-    from dramaturg.algos.common import make_policy
-    from dramaturg.envs.spaces import obs_shape, space_from_json
-    from dramaturg.nn import ObsNormalizer
-    from dramaturg.runtime.checkpoint import CheckpointError, read_state
-
-    record = read_run_config(run_dir)
-    module = algos.get(record["algo"])
-    cfg = from_dict(module.Config, record["config"])
     path = Path(run_dir) / "spaces.json"
     spaces = read_json(path, CheckpointError)
     try:
-        obs_space, act_space = space_from_json(spaces["observation"]), space_from_json(spaces["action"])
+        return space_from_json(spaces["observation"]), space_from_json(spaces["action"])
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: not the spaces of a dramaturg run ({exc!r})") from exc
+
+
+def load(run_dir: str | Path, device: str = "cpu", *, record: dict[str, Any] | None = None):
+    """Rebuild the run's actor from config.json (or `record`, as read from it) and spaces.json
+    and load policy/ weights."""
+    import torch
+
+    from dramaturg.algos.common import make_policy
+    from dramaturg.envs.spaces import obs_shape
+    from dramaturg.nn import ObsNormalizer
+    from dramaturg.runtime.checkpoint import read_state
+
+    record = read_run_config(run_dir) if record is None else record
+    module = algos.get(record["algo"])
+    cfg = from_dict(module.Config, record["config"])
+    obs_space, act_space = read_run_spaces(run_dir)
     state = module.make(cfg, obs_space, act_space, torch.device(device))
     obs_norm = ObsNormalizer(obs_shape(obs_space) if cfg.normalize_obs else None).to(device)
     policy = make_policy(state.actor, obs_norm, obs_space, act_space)
     policy.load_state_dict(read_state(Path(run_dir) / "policy")["policy"])
     return policy.eval()
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    episodes: int = 10,
+    seed: int = 0,
+    env: str | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = True,
+    allow_import: Collection[str] = (),
+) -> tuple[str, Any]:
+    """(environment id, returns) of `episodes` episodes of the run's final policy, on the
+    environment it trained on (its kwargs, or `env_kwargs`), or on `env` with the same spaces.
+
+    The environment config.json names may import only dramaturg and `allow_import` (building it
+    runs the code it names); one named by the caller is the caller's choice. An environment whose
+    spaces differ from the run's is refused before any episode runs.
+    """
+    from dramaturg.envs.factory import env_factory
+    from dramaturg.envs.trend import with_trend
+    from dramaturg.runtime.evaluation import evaluate
+
+    record = read_run_config(run_dir)
+    cfg = record["config"]
+    if env is None:  # the environment comes from the run folder's config.json
+        check_run_env(run_dir, record, allow_import)
+        env, env_kwargs = cfg["env"], cfg["env_kwargs"] if env_kwargs is None else env_kwargs
+    env_id, kwargs = with_trend(env, env_kwargs or {}, cfg.get("trend", 0), cfg.get("trend_form", "differences"))  # as trained
+    policy = load(run_dir, record=record)
+    make_env = env_factory(env_id, kwargs)
+    check_policy_fits(policy, make_env, run_dir, env, seed)
+    return env, evaluate(policy, make_env, episodes, seed=seed, deterministic=deterministic)
+
+
+def check_policy_fits(policy, make_env, run_dir: str | Path, env: str, seed: int) -> None:
+    """Refuse an environment whose actions differ from the run's, or whose first observation the
+    policy cannot read, naming both sides (instead of a shape error deep inside a layer)."""
+    import numpy as np
+    import torch
+
+    from dramaturg.envs.factory import EnvError
+
+    _, act_space = read_run_spaces(run_dir)
+    probe = make_env()
+    try:
+        acts = probe.action_space
+        if not (type(acts) is type(act_space) and acts.shape == act_space.shape and getattr(acts, "n", None) == getattr(act_space, "n", None)):
+            raise EnvError(f"environment {env!r} acts in {acts}; the policy of {run_dir} acts in {act_space}")
+        obs, _ = probe.reset(seed=seed)
+        batch = {k: torch.as_tensor(np.asarray(v)[None]) for k, v in obs.items()} if isinstance(obs, dict) else torch.as_tensor(np.asarray(obs)[None])
+        try:
+            with torch.inference_mode():
+                policy(batch, True)
+        except (RuntimeError, KeyError, ValueError, IndexError) as exc:
+            raise EnvError(
+                f"environment {env!r} observes {probe.observation_space}, which the policy of {run_dir} cannot read: {exc}"
+            ) from exc
+    finally:
+        probe.close()

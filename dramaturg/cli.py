@@ -129,8 +129,8 @@ def cmd_train(argv: list[str]) -> int:
         record = api.read_run_config(folder)
         flags, _ = parse_fields(record["algo"], rest)
         base = {k: v for k, v in record["config"].items() if k != "run_dir"}
-        if "env" not in flags:  # the environment comes from the file
-            api.check_run_env(folder, record, allow)
+        from_file = {k: v for k, v in record["config"].items() if k in ("env", "env_kwargs") and k not in flags}
+        api.check_run_env(folder, {"config": from_file}, allow)  # what of the environment comes from the file
         cfg, sources = api.resolve(record["algo"], flags, base=base)
         if not cfg.compile:
             optimizers_without_compiler()
@@ -162,9 +162,6 @@ def cmd_eval(argv: list[str]) -> int:
     import numpy as np
 
     from dramaturg import api
-    from dramaturg.envs.factory import env_factory
-    from dramaturg.envs.trend import with_trend
-    from dramaturg.runtime.evaluation import evaluate
 
     parser = argparse.ArgumentParser(prog="dramaturg eval", description="Evaluate a run's final policy.")
     parser.add_argument("run_dir")
@@ -178,15 +175,15 @@ def cmd_eval(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.episodes < 1:
         raise UsageError("--episodes must be >= 1")
-    record = api.read_run_config(args.run_dir)
-    if not args.env:  # the environment comes from the run folder's config.json
-        api.check_run_env(args.run_dir, record, split_packages(args.allow_import))
-    cfg = record["config"]
-    env_id = args.env or cfg["env"]
-    kwargs = json.loads(args.env_kwargs) if args.env_kwargs else (cfg["env_kwargs"] if not args.env else {})
-    env_id, kwargs = with_trend(env_id, kwargs, cfg.get("trend", 0), cfg.get("trend_form", "differences"))  # as trained
-    policy = api.load(args.run_dir)
-    returns = evaluate(policy, env_factory(env_id, kwargs), args.episodes, seed=args.seed, deterministic=not args.stochastic)
+    env_id, returns = api.evaluate_run(
+        args.run_dir,
+        episodes=args.episodes,
+        seed=args.seed,
+        env=args.env,
+        env_kwargs=json.loads(args.env_kwargs) if args.env_kwargs else None,
+        deterministic=not args.stochastic,
+        allow_import=split_packages(args.allow_import),
+    )
     report = {
         "run_dir": args.run_dir,
         "env": env_id,

@@ -65,3 +65,16 @@ def metric_rows(run_dir: Path) -> list[tuple[str, str, str]]:
     with open(Path(run_dir) / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     return [(r["step"], r["key"], r["value"]) for r in rows if not r["key"].startswith("time/")]
+
+
+def assert_resume_is_exact(run, argv: list[str], total: int, stop_at: int, tmp_path: Path) -> tuple[Path, Path]:
+    """Train `argv` to `total` steps in one go, and to `stop_at` in another folder then resumed to
+    `total`, each through `run` (a CLI runner: a new process, or in this one); both must end in the
+    same state with the same metric rows. Returns (whole, part)."""
+    whole, part = tmp_path / "whole", tmp_path / "part"
+    run("train", *argv, "--total-steps", str(total), "--run-dir", str(whole))
+    run("train", *argv, "--total-steps", str(stop_at), "--run-dir", str(part))
+    run("train", "--resume", str(part), "--total-steps", str(total))
+    assert_same_state(final_state(whole), final_state(part))
+    assert metric_rows(whole) == metric_rows(part)
+    return whole, part

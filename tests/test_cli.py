@@ -30,6 +30,13 @@ def test_train_writes_a_complete_run_folder_and_eval_reads_it(tmp_path: Path):
     # another environment with the same spaces
     other = json.loads(dramaturg("eval", str(run), "--episodes", "2", "--env", "CartPole-v0", "--json").stdout)
     assert other["env"] == "CartPole-v0"
+    # environments the policy does not fit are refused by name before any episode
+    proc = dramaturg("eval", str(run), "--episodes", "1", "--env", "Pendulum-v1", check=False)
+    assert proc.returncode == 2 and "acts in Box(-2.0, 2.0, (1,), float32); the policy of" in proc.stderr
+    record["config"]["trend"] = 2  # a config.json at odds with the policy: eight readings for four inputs
+    (run / "config.json").write_text(json.dumps(record))
+    proc = dramaturg("eval", str(run), "--episodes", "1", check=False)
+    assert proc.returncode == 2 and "which the policy of" in proc.stderr and "cannot read" in proc.stderr
 
 
 def test_config_starts_a_new_run_with_the_same_values(tmp_path: Path):

@@ -27,7 +27,7 @@ from dramaturg.losses.constrained import (
     project_multiplier_,
 )
 from dramaturg.losses.policy import ppo_clip
-from tests.helpers import assert_same_state, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, assert_same_state, final_state, metric_rows
 from tests.helpers import dramaturg as cli
 
 
@@ -386,12 +386,7 @@ ARGV = [
     ids=["adam", "pid"],
 )
 def test_cli_stop_and_resume_is_exact(tmp_path: Path, multiplier: list[str]):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    cli("train", *ARGV, *multiplier, "--total-steps", "1024", "--run-dir", str(whole))
-    cli("train", *ARGV, *multiplier, "--total-steps", "512", "--run-dir", str(part))
-    cli("train", "--resume", str(part), "--total-steps", "1024")
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    whole, _ = assert_resume_is_exact(cli, [*ARGV, *multiplier], 1024, 512, tmp_path)
     keys = {k for _, k, _ in metric_rows(whole)}
     assert {
         "rollout/ep_cost",

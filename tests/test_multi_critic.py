@@ -29,7 +29,7 @@ from dramaturg.losses.multi_critic import (
 )
 from dramaturg.losses.q import q_regression
 from dramaturg.losses.value import clipped_value, value_mse
-from tests.helpers import assert_same_state, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, assert_same_state, final_state, metric_rows
 from tests.helpers import dramaturg as run_cli
 
 F64 = torch.float64
@@ -479,12 +479,7 @@ SAC = [
     ("argv", "total", "part"), [(PPO, 768, 384), (SAC, 400, 200)], ids=["ppo", "sac"]
 )
 def test_cli_stop_and_resume_is_exact(tmp_path: Path, argv, total, part):
-    whole, half = tmp_path / "whole", tmp_path / "part"
-    run_cli("train", *argv, "--total-steps", str(total), "--run-dir", str(whole))
-    run_cli("train", *argv, "--total-steps", str(part), "--run-dir", str(half))
-    run_cli("train", "--resume", str(half), "--total-steps", str(total))
-    assert_same_state(final_state(whole), final_state(half))
-    assert metric_rows(whole) == metric_rows(half)
+    whole, _ = assert_resume_is_exact(run_cli, argv, total, part, tmp_path)
     keys = {k for _, k, _ in metric_rows(whole)}
     assert (
         "train/component_advantage_std_max" if argv[0] == "ppo" else "train/component_weight_max"

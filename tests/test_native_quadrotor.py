@@ -516,19 +516,14 @@ def test_td3_activation_builds_the_named_nonlinearity_and_refuses_others():
 
 def test_asymmetric_run_stopped_and_resumed_ends_where_the_whole_run_ends(tmp_path):
     """Dict observations through replay, normalisation and checkpoints: resuming is exact."""
-    from tests.helpers import assert_same_state, final_state, metric_rows
+    from tests.helpers import assert_resume_is_exact
     from tests.helpers import dramaturg as cli
 
     argv = ["td3", "--env", "dramaturg/Quadrotor-v0", "--seed", "4", "--num-envs", "8", "--learning-starts", "64",
             "--batch-size", "32", "--net-arch", "16,16", "--actor-keys", "obs", "--normalize-obs",
             "--env-kwargs", '{"privileged": true, "observe_motors": true, "action_history": 2}',
             "--eval-every", "0", "--log-every", "64", "--checkpoint-every", "192", "--progress", "false"]
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    cli("train", *argv, "--total-steps", "384", "--run-dir", str(whole))
-    cli("train", *argv, "--total-steps", "192", "--run-dir", str(part))
-    cli("train", "--resume", str(part), "--total-steps", "384")
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    whole, _ = assert_resume_is_exact(cli, argv, 384, 192, tmp_path)
     saved = load_latest(whole / "checkpoints")
     assert set(saved["obs_norm"]) >= {"norms.obs.mean", "norms.privileged.mean"}  # one normaliser per key
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 import dramaturg
-from tests.helpers import assert_same_state, dramaturg as cli, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, dramaturg as cli
 
 NATIVE_PPO = ["ppo", "--env", "dramaturg/CartPole-v1", "--seed", "3", "--num-envs", "16",
               "--eval-every", "1024", "--eval-episodes", "2", "--log-every", "512",
@@ -26,12 +26,7 @@ def test_ppo_learns_native_cartpole_judged_on_gymnasium(tmp_path: Path):
 
 
 def test_native_stop_and_resume_is_exact(tmp_path: Path):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    cli("train", *NATIVE_PPO, "--total-steps", "4096", "--run-dir", str(whole))
-    cli("train", *NATIVE_PPO, "--total-steps", "2048", "--run-dir", str(part))
-    cli("train", "--resume", str(part), "--total-steps", "4096")
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    assert_resume_is_exact(cli, NATIVE_PPO, 4096, 2048, tmp_path)
 
 
 def test_sac_runs_on_native_pendulum(tmp_path: Path):

@@ -125,6 +125,18 @@ def test_an_environment_named_by_a_file_is_not_imported_unless_allowed(finished_
         assert not sentinel.exists() and _snapshot(run) == before, command
 
 
+def test_kwargs_from_a_file_are_checked_when_the_command_line_names_the_environment(finished_run: Path, tmp_path: Path, capsys):
+    """`--config` with `--env` on the command line: the file's env_kwargs still build the environment."""
+    run = tmp_path / "ppo"
+    shutil.copytree(finished_run, run)
+    sentinel = tmp_path / "pwned"
+    _planted_env(run, "CartPole-v1", {"env": "subprocess:run", "env_kwargs": {"args": ["touch", str(sentinel)]}})
+    argv = ["train", "--config", str(run / "config.json"), "--env", "dramaturg.envs.trend:trend_env", "--run-dir", str(tmp_path / "new")]
+    assert main(argv) == 2
+    assert "imports 'subprocess'" in capsys.readouterr().err
+    assert not sentinel.exists() and not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize("env", ["planted_payload:x-1", "planted_payload:Env-v0", "planted_payload.sub:"])
 def test_a_module_named_in_any_shape_is_not_imported(finished_run: Path, tmp_path: Path, env: str, monkeypatch, capsys):
     """Not only package.module:Name: a name that is no identifier must not get its module imported

@@ -27,7 +27,7 @@ from dramaturg.nn.heads import (
     mixture_log_prob,
 )
 from dramaturg.runtime.session import module_state
-from tests.helpers import assert_same_state, dramaturg as run_cli, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, assert_same_state, dramaturg as run_cli, metric_rows
 
 F64 = torch.float64
 BOX2 = gym.spaces.Box(-1.0, 1.0, (2,))
@@ -272,12 +272,7 @@ PPO_GMM = ["ppo", "--env", "Pendulum-v1", "--seed", "3", "--num-envs", "1", "--p
 
 @pytest.mark.parametrize(("argv", "total", "stop_at"), [(PPO_GMM, 1024, 512), (SAC_GMM, 600, 450)], ids=["ppo", "sac"])
 def test_gmm_runs_and_resumes_exactly(tmp_path: Path, argv, total, stop_at):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    run_cli("train", *argv, "--total-steps", str(total), "--run-dir", str(whole))
-    run_cli("train", *argv, "--total-steps", str(stop_at), "--run-dir", str(part))
-    run_cli("train", "--resume", str(part), "--total-steps", str(total))
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    whole, _ = assert_resume_is_exact(run_cli, argv, total, stop_at, tmp_path)
     config = json.loads((whole / "config.json").read_text())
     assert "gmm" in json.dumps(config)
     keys = {key for _, key, _ in metric_rows(whole)}

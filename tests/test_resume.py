@@ -12,7 +12,7 @@ import torch
 
 import dramaturg
 from dramaturg.runtime.checkpoint import load_latest
-from tests.helpers import assert_same_state, dramaturg as cli, final_state, metric_rows, popen
+from tests.helpers import assert_resume_is_exact, assert_same_state, dramaturg as cli, final_state, metric_rows, popen
 
 # Short runs whose checkpoints fall mid-episode, so that resuming must rebuild environment state.
 PPO = ["ppo", "--env", "CartPole-v1", "--seed", "3", "--lr-schedule", "constant", "--clip-range-schedule", "constant",
@@ -24,12 +24,7 @@ SAC = ["sac", "--env", "Pendulum-v1", "--seed", "5", "--learning-starts", "100",
 
 @pytest.mark.parametrize(("argv", "total", "stop_at"), [(PPO, 3072, 1536), (SAC, 600, 450)], ids=["ppo", "sac"])
 def test_stop_and_resume_in_new_process_is_exact(tmp_path: Path, argv, total, stop_at):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    cli("train", *argv, "--total-steps", str(total), "--run-dir", str(whole))
-    cli("train", *argv, "--total-steps", str(stop_at), "--run-dir", str(part))
-    cli("train", "--resume", str(part), "--total-steps", str(total))
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    assert_resume_is_exact(cli, argv, total, stop_at, tmp_path)
 
 
 def test_sigkill_then_resume_is_exact(tmp_path: Path):

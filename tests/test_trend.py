@@ -17,7 +17,7 @@ from dramaturg.algos import ppo, sac
 from dramaturg.config import ConfigError
 from dramaturg.envs.factory import EnvError, EpisodeSeeding
 from dramaturg.envs.trend import TrendObservation, trend_env, with_trend
-from tests.helpers import assert_same_state, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, assert_same_state, final_state
 from tests.helpers import dramaturg as run_cli
 
 
@@ -222,12 +222,7 @@ SAC_TREND = ["sac", "--env", "Pendulum-v1", "--trend", "3", "--seed", "5", "--le
 def test_cli_stop_and_resume_in_new_process_is_exact(tmp_path: Path):
     """Checkpoints fall mid-episode (step 150 of 200), so the resumed environments must rebuild their
     trend history; the stopped run is continued in a new process."""
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    run_cli("train", *SAC_TREND, "--total-steps", "450", "--run-dir", str(whole))
-    run_cli("train", *SAC_TREND, "--total-steps", "150", "--run-dir", str(part))
-    run_cli("train", "--resume", str(part), "--total-steps", "450")
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    assert_resume_is_exact(run_cli, SAC_TREND, 450, 150, tmp_path)
 
 
 def test_same_seed_same_parameters(tmp_path: Path):

@@ -19,7 +19,7 @@ from dramaturg.losses.tscac import stage2_log_weights, stage2_loss
 from dramaturg.runtime.checkpoint import load_latest
 from dramaturg.runtime.session import load_module_state
 from dramaturg.types import Rollout
-from tests.helpers import assert_same_state, final_state, metric_rows
+from tests.helpers import assert_resume_is_exact, assert_same_state, final_state, metric_rows
 from tests.helpers import dramaturg as cli
 
 # -- stage-2 weights and loss -------------------------------------------------------------------
@@ -250,13 +250,8 @@ ARGV = [
 
 
 def test_cli_stop_and_resume_is_exact_across_the_stages(tmp_path: Path):
-    whole, part = tmp_path / "whole", tmp_path / "part"
-    cli("train", *ARGV, "--total-steps", "1024", "--run-dir", str(whole))
     # stage 1 takes steps 0-511 (policy 0, then policy 1); the first part stops in stage 2
-    cli("train", *ARGV, "--total-steps", "640", "--run-dir", str(part))
-    cli("train", "--resume", str(part), "--total-steps", "1024")
-    assert_same_state(final_state(whole), final_state(part))
-    assert metric_rows(whole) == metric_rows(part)
+    whole, _ = assert_resume_is_exact(cli, ARGV, 1024, 640, tmp_path)
     rows = metric_rows(whole)
     keys = {k for _, k, _ in rows}
     assert {
