@@ -15,7 +15,7 @@ sensor noise) and scores:
 
 A seed counts as solved when success >= --threshold (0.9). `--reference` flies the hand-written
 controller on the true state (`HoverController`, disturbance force included) through the same test
-instead, without training: what the task allows, for comparison. One JSON line per seed, then a summary.
+instead, without training, acting at 100 Hz: what the task allows, for comparison. One JSON line per seed, then a summary.
 Times: `process_s` from the child's start to the end of its test, `train_s` training alone,
 `command_s` the parent's clock around the whole child. Before each child the parent waits (up to
 --patience seconds) until other processes use < 0.25 cores, and it reports how many cores they
@@ -41,7 +41,7 @@ MAX_FOREIGN_CORES = 0.25
 # what a timed run leaves out: periodic evaluations and checkpoints (the final ones still happen)
 QUIET = {"eval_every": 0, "checkpoint_every": 0, "eval_episodes": 1, "progress": False}
 # environment options that change the reward only; the test scores with the evaluation weights
-REWARD_OPTIONS = ("curriculum_interval", "reward_weights", "target_reward", "termination_penalty")
+REWARD_OPTIONS = ("curriculum_interval", "position_cost", "reward_weights", "target_reward", "termination_penalty")
 
 
 def test_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -77,11 +77,11 @@ def run_child(algo: str, seed: int, episodes: int, threshold: float, overrides: 
 
 
 def run_reference(seed: int, episodes: int, threshold: float) -> dict[str, Any]:
-    """The test of `run_child`, flown by the hand-written controller on the true state."""
+    """The test of `run_child`, flown by the hand-written controller on the true state at every simulator step."""
     from dramaturg.envs.native.quadrotor import HoverController, Quadrotor
     from dramaturg.presets import preset_for
 
-    kwargs = test_kwargs(preset_for("td3", ENV)["env_kwargs"]) | {"privileged": True}
+    kwargs = test_kwargs(preset_for("td3", ENV)["env_kwargs"]) | {"privileged": True, "action_repeat": 1}
     env = Quadrotor(episodes, seed=1_000_000 + seed, **kwargs)
     return score("reference", seed, env.fly(HoverController(env)), threshold)
 

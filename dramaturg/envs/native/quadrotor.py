@@ -66,6 +66,7 @@ REWARD_SCALE = 0.5
 REWARD_CONSTANT = 2.0
 TERMINATION_PENALTY = 0.0
 COST_TERMS = ("position", "orientation", "linear_velocity", "angular_velocity", "action")
+POSITION_COSTS = ("squared", "distance")  # the position term: ||p||^2 (the authors') or ||p||
 INITIAL_WEIGHTS = (5.0, 5.0, 0.01, 0.0, 0.01)  # reward_squared_position_only_torque
 TARGET_WEIGHTS = (40.0, 5.0, 1.0, 0.0, 1.0)  # ..._curriculum_target, used for evaluation
 # curriculum (`src/steps/curriculum.h`): every 100k steps, weight *= factor, capped
@@ -131,12 +132,16 @@ def rotation_matrix(q: Tensor) -> Tensor:
     return torch.stack(rows, -1).unflatten(-1, (3, 3))
 
 
-def costs(state: Tensor, action: Tensor) -> Tensor:
-    """[B, 5] unweighted costs of COST_TERMS for the pre-step state and the clamped action (`squared.h`)."""
+def costs(state: Tensor, action: Tensor, position_cost: str = "squared") -> Tensor:
+    """[B, 5] unweighted costs of COST_TERMS for the pre-step state and the clamped action (`squared.h`).
+
+    `position_cost="distance"` makes the position term ||p|| instead of the authors' ||p||^2.
+    """
     action = action.to(torch.float64).clamp(-1.0, 1.0)
+    squared_distance = state[:, 0:3].square().sum(-1)
     return torch.stack(
         [
-            state[:, 0:3].square().sum(-1),
+            squared_distance.sqrt() if position_cost == "distance" else squared_distance,
             1 - state[:, 3].square(),  # 1 - q_w^2 = sin^2(angle / 2)
             state[:, 7:10].square().sum(-1),
             state[:, 10:13].square().sum(-1),
@@ -235,13 +240,16 @@ class Quadrotor(NativeVecEnv):
     the order of COST_TERMS) and `target_reward` uses their final (evaluation) weights;
     `observe_motors` adds the motor speeds to it (the authors' actor infers them from its action
     history; their critic observes them); `curriculum_interval` > 0 raises the cost weights as the authors' curriculum does, once every
-    that many environment steps (the authors: 100_000), counted by the environment itself and
+    that many simulator steps (the authors: 100_000), counted by the environment itself and
     summed over instances. `privileged` makes the observation a dict, `{"obs": the actor's view,
     "privileged": observe_privileged(state)}`, for an asymmetric critic (TD3/SAC `actor_keys="obs"`).
     `termination_penalty` is the reward of the step that leaves the box (the authors': 0).
+    `position_cost="distance"` scores the distance ||p|| instead of its square. `action_repeat`
+    holds each action for that many 10 ms simulator steps (the authors act every step, at 100 Hz):
+    an episode is then 500 / action_repeat steps of the same 5 s, and a step's reward is the mean
+    of its simulator steps' rewards.
     """
 
-    max_episode_steps = EPISODE_STEPS
     gym_id = None
 
     def __init__(
@@ -257,6 +265,8 @@ class Quadrotor(NativeVecEnv):
         reward_weights: Sequence[float] | None = None,
         privileged: bool = False,
         termination_penalty: float = TERMINATION_PENALTY,
+        position_cost: str = "squared",
+        action_repeat: int = 1,
         **kwargs: Any,
     ):
         if action_history < 0:
@@ -273,8 +283,16 @@ class Quadrotor(NativeVecEnv):
             raise ValueError(f"Quadrotor: termination_penalty = {termination_penalty!r} is invalid: must be a finite number")
         if not isinstance(privileged, bool):
             raise TypeError(f"Quadrotor: privileged = {privileged!r} is invalid: must be true or false")
+        if position_cost not in POSITION_COSTS:
+            raise ValueError(f"Quadrotor: position_cost = {position_cost!r} is invalid: must be one of {POSITION_COSTS}")
+        if not isinstance(action_repeat, int) or isinstance(action_repeat, bool) or action_repeat < 1 or EPISODE_STEPS % action_repeat:
+            raise ValueError(
+                f"Quadrotor: action_repeat = {action_repeat!r} is invalid: must be an integer >= 1 that divides {EPISODE_STEPS}"
+            )
         self.history, self.curriculum_interval, self.observe_motors = action_history, curriculum_interval, observe_motors
         self.privileged, self.termination_penalty = privileged, float(termination_penalty)
+        self.position_cost, self.action_repeat = position_cost, action_repeat
+        self.max_episode_steps = EPISODE_STEPS // action_repeat
         self.state_dim = HISTORY + 4 * action_history
         super().__init__(num_envs, **kwargs)
         f64 = {"dtype": torch.float64, "device": self.device}
@@ -373,16 +391,30 @@ class Quadrotor(NativeVecEnv):
             history = torch.cat([history[:, 4:], action], -1)
         return torch.cat([y[:, :3], q, y[:, 7:13], rpm, state[:, DISTURBANCE], noise, history], -1)
 
-    def dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """One step: the reward scores the pre-step state and action, as the authors' runner does."""
+    def simulate(self, state: Tensor, action: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One 10 ms simulator step: the reward scores the pre-step state and action, as the authors' runner does."""
         noise = torch.randn(state.shape[0], 18, dtype=torch.float64, device=self.device, generator=self.generator)
         next_state = self.integrate(state, action, noise * self.noise_std)
         terminated = out_of_bounds(next_state)
-        return next_state, squared_reward(costs(state, action), self.weights(), terminated, self.termination_penalty), terminated
+        cost = costs(state, action, self.position_cost)
+        return next_state, squared_reward(cost, weights, terminated, self.termination_penalty), terminated
+
+    def dynamics(self, state: Tensor, action: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`action_repeat` simulator steps under one action; the reward is their mean, the steps after
+        a termination left out (the state stays where it left the box)."""
+        weights = self.weights()
+        state, reward, terminated = self.simulate(state, action, weights)
+        for _ in range(self.action_repeat - 1):
+            next_state, next_reward, next_terminated = self.simulate(state, action, weights)
+            reward = torch.where(terminated, reward, reward + next_reward)
+            state = torch.where(terminated.unsqueeze(-1), state, next_state)
+            terminated = terminated | next_terminated
+        return state, reward / self.action_repeat, terminated
 
     def step(self, action: Tensor, *, update_norm: bool = True) -> StepResult:
         result = super().step(action, update_norm=update_norm)
-        self.env_steps = self.env_steps + self.num_envs  # after the reward: a step is scored with the weights before it
+        # simulator steps, after the reward: a step is scored with the weights before it
+        self.env_steps = self.env_steps + self.num_envs * self.action_repeat
         return result
 
     def observe(self, state: Tensor) -> Tensor | dict[str, Tensor]:
@@ -406,17 +438,22 @@ class Quadrotor(NativeVecEnv):
 
     @torch.no_grad()
     def fly(self, policy: Callable[[Tensor], Tensor], steps: int = EPISODE_STEPS) -> Flight:
-        """Fly one episode from fresh initial states in every instance, without auto-reset.
+        """Fly one episode of `steps` simulator steps from fresh initial states in every instance,
+        without auto-reset, asking `policy` every `action_repeat` of them.
 
         `policy` maps observations (`observe`'s, so a dict with `privileged`) to actions [B, 4].
+        Positions and returns are per simulator step (100 Hz) whatever `action_repeat` is.
         The environment's counters (and so its curriculum) do not move; its random generator does.
         """
         state = self.sample_initial(self.num_envs, self.generator)
         positions = [state[:, 0:3]]
         returns = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         alive = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
-        for _ in range(steps):
-            next_state, reward, terminated = self.dynamics(state, policy(self.observe(state)))
+        weights = self.weights()
+        for step in range(steps):
+            if step % self.action_repeat == 0:
+                action = policy(self.observe(state))
+            next_state, reward, terminated = self.simulate(state, action, weights)
             returns = torch.where(alive, returns + reward, returns)
             state = torch.where(alive.unsqueeze(-1), next_state, state)  # the fallen stay where they left
             alive &= ~terminated
