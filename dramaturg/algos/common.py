@@ -115,9 +115,11 @@ def train_off_policy(
     *,
     sources: dict[str, str] | None,
     resume: bool,
+    explore_sees_env: bool = False,
 ) -> Result:
-    """Off-policy training on Box actions in [-1, 1]: `explore(state, obs)` acts while learning,
-    `update(state, cfg, batch)` learns from a replay minibatch."""
+    """Off-policy training on Box actions in [-1, 1]: `explore(state, obs)` acts while learning
+    (`explore(state, obs, env)` with `explore_sees_env`, for acting that reads the environment's
+    episode clocks), `update(state, cfg, batch)` learns from a replay minibatch."""
     check = lambda _, actions: require_box_actions(algo, actions)  # noqa: E731
     session = Session(algo, cfg, sources=sources, resume=resume, check_spaces=check)
     env = session.make_env(gamma=cfg.gamma)
@@ -130,7 +132,7 @@ def train_off_policy(
     with session.explaining_errors():
         run_off_policy(
             env,
-            lambda obs: explore(state, obs),
+            (lambda obs: explore(state, obs, env)) if explore_sees_env else (lambda obs: explore(state, obs)),
             lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
             lambda batch: update(state, cfg, batch),
             buffer,

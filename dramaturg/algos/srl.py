@@ -30,18 +30,16 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dramaturg.algos.common import make_policy, require_box_actions
+from dramaturg.algos.common import require_box_actions, train_off_policy
 from dramaturg.config import OffPolicyConfig, layer_widths, positive, require
-from dramaturg.data import ReplayBuffer
 from dramaturg.envs.spaces import flat_dim
 from dramaturg.functional import polyak_
-from dramaturg.loops import run_off_policy
 from dramaturg.losses.q import q_regression, td_target, temperature
 from dramaturg.losses.srl import model_regression, sequence_actor
 from dramaturg.nn import Adam, QEnsemble
 from dramaturg.nn.heads import TanhGaussianHead
 from dramaturg.nn.mlp import flatten_obs, mlp
-from dramaturg.runtime.session import Result, Session
+from dramaturg.runtime.session import Result
 
 
 @dataclass(frozen=True)
@@ -231,33 +229,11 @@ def explore(state: State, obs, episode_start: Tensor) -> Tensor:
 
 
 def train(cfg: Config, *, sources: dict[str, str] | None = None, resume: bool = False) -> Result:
-    check = lambda _, actions: require_box_actions("srl", actions)  # noqa: E731
-    session = Session("srl", cfg, sources=sources, resume=resume, check_spaces=check)
-    env = session.make_env(gamma=cfg.gamma)
-    state = make(cfg, env.observation_space, env.action_space, session.device)
-    policy = make_policy(state.actor, env.obs_norm, env.observation_space, env.action_space)
-    buffer = ReplayBuffer(cfg.buffer_size, session.device)
-    act_dim = int(env.action_space.shape[0])
-
-    def act(obs):
-        episode_start = torch.as_tensor(env.ep_length == 0, device=session.device)  # obs is an episode's first
+    def act(state: State, obs, env) -> Tensor:
+        episode_start = torch.as_tensor(env.ep_length == 0, device=state.plan_step.device)  # obs is an episode's first
         return explore(state, obs, episode_start)
 
-    session.start(policy, {"state": state, "buffer": buffer})
-    with session.explaining_errors():
-        run_off_policy(
-            env,
-            act,
-            lambda n: torch.rand(n, act_dim, device=session.device) * 2.0 - 1.0,
-            lambda batch: update(state, cfg, batch),
-            buffer,
-            batch_size=cfg.batch_size,
-            learning_starts=cfg.learning_starts,
-            train_freq=cfg.train_freq,
-            gradient_steps=cfg.gradient_steps,
-            session=session,
-        )
-    return session.finish()
+    return train_off_policy("srl", cfg, make, update, act, sources=sources, resume=resume, explore_sees_env=True)
 
 
 # -- measuring across decision frequencies --------------------------------------------------------
