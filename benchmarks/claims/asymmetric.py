@@ -23,13 +23,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 TASK = "dramaturg.envs.privileged:partially_observed"
 COMMON = [
     "--env",
@@ -60,9 +61,6 @@ def run_one(algo: str, arm: str, seed: int, steps: int, noise: float, run_root: 
     run_dir = run_root / f"{algo}-{arm}-{seed}"
     kwargs = json.dumps({"env": "Pendulum-v1", "noise_std": noise, "privileged": privileged})
     argv = [
-        sys.executable,
-        "-m",
-        "dramaturg",
         "train",
         algo,
         *COMMON,
@@ -81,10 +79,7 @@ def run_one(algo: str, arm: str, seed: int, steps: int, noise: float, run_root: 
         "--no-preset",
     ]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     summary = json.loads((run_dir / "summary.json").read_text())
     return {
         "algo": algo,

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -30,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 ENV = "dramaturg.envs.costs:CartPoleWithPositionCost"
@@ -53,15 +53,12 @@ def run_one(algo: str, seed: int, args: argparse.Namespace, run_root: Path) -> d
     extra = []
     if algo == "ppo-lagrangian":
         extra = ["--cost-limit", str(args.limit), *LAGRANGIAN, *shlex.split(args.lagrangian_args)]
-    argv = [sys.executable, "-m", "dramaturg", "train", algo, "--env", ENV, *COMMON, *PPO_CARTPOLE]
+    argv = ["train", algo, "--env", ENV, *COMMON, *PPO_CARTPOLE]
     argv += [*extra, "--seed", str(seed), "--env-kwargs", json.dumps({"bound": args.bound})]
     argv += ["--total-steps", str(args.steps), "--eval-every", str(args.steps)]
     argv += ["--log-every", "5000", "--run-dir", str(run_dir)]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     ret, cost = evaluate_with_cost(run_dir, args.bound, args.episodes, seed=10_000 + seed)
     wall = time.perf_counter() - t0
     return {"algo": algo, "seed": seed, "return": ret, "cost": cost, "wall_s": wall}

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +35,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli, pooled_std  # noqa: E402
 
 
 class SymbolLookup(gym.Env):
@@ -127,9 +127,6 @@ def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
     algo, flags = SETTINGS[name]
     run_dir = run_root / f"{name}-{seed}"
     argv = [
-        sys.executable,
-        "-m",
-        "dramaturg",
         "train",
         algo,
         *COMMON,
@@ -145,10 +142,7 @@ def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
         "--no-preset",
     ]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     summary = json.loads((run_dir / "summary.json").read_text())
     return {
         "setting": name,
@@ -158,14 +152,6 @@ def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
         "train_s": summary["train_time_s"],
         "wall_s": time.perf_counter() - t0,
     }
-
-
-def pooled_std(a: list[float], b: list[float]) -> float:
-    return (
-        ((statistics.variance(a) + statistics.variance(b)) / 2) ** 0.5
-        if len(a) > 1 and len(b) > 1
-        else 0.0
-    )
 
 
 def report(results: list[dict], seeds: list[int]) -> tuple[str, bool]:

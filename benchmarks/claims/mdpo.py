@@ -18,13 +18,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli, pooled_std  # noqa: E402
+
 COMMON = ["--env", "Pendulum-v1", "--eval-episodes", "10", "--checkpoint-every", "0", "--progress", "false",
           "--torch-threads", "1"]
 # rl-zoo3's tuned PPO Pendulum-v1 entry (dramaturg/presets.py) spelled out, so that both sides read alike
@@ -62,20 +63,13 @@ CHECKS = [
 def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
     algo, _, flags = SETTINGS[name]
     run_dir = run_root / f"{name}-{seed}"
-    argv = [sys.executable, "-m", "dramaturg", "train", algo, *COMMON, *flags, "--seed", str(seed),
+    argv = ["train", algo, *COMMON, *flags, "--seed", str(seed),
             "--total-steps", str(steps), "--eval-every", str(steps), "--run-dir", str(run_dir), "--no-preset"]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"setting": name, "seed": seed, "steps": steps, "return": summary["final_eval"]["mean_return"],
             "train_s": summary["train_time_s"], "wall_s": time.perf_counter() - t0}
-
-
-def pooled_std(a: list[float], b: list[float]) -> float:
-    return ((statistics.variance(a) + statistics.variance(b)) / 2) ** 0.5 if len(a) > 1 and len(b) > 1 else 0.0
 
 
 def report(results: list[dict], seeds: list[int]) -> tuple[str, bool]:

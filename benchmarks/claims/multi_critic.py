@@ -35,13 +35,14 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli, pooled_std  # noqa: E402
+
 NOISY = "dramaturg.envs.multi_reward:CartPoleWithNoise"
 PENDULUM = "dramaturg.envs.multi_reward:PendulumRewardComponents"
 # rl-zoo3's tuned PPO CartPole-v1 and SAC Pendulum-v1 entries (SAC with 64x64 networks), spelled out
@@ -102,20 +103,16 @@ def run_one(name: str, seed: int, steps: dict, scale: float, episodes: int, run_
         env_id, env_kwargs, score_kwargs = PENDULUM, {}, {}
     run_dir = run_root / f"{name}-{seed}"
     # fmt: off
-    train = [sys.executable, "-m", "dramaturg", "train", algo, "--env", env_id, "--env-kwargs", json.dumps(env_kwargs),
+    train = ["train", algo, "--env", env_id, "--env-kwargs", json.dumps(env_kwargs),
              *flags, "--seed", str(seed), "--total-steps", str(steps[algo]), "--eval-every", "0",
              "--checkpoint-every", "0", "--progress", "false", "--torch-threads", "1", "--run-dir", str(run_dir),
              "--no-preset"]
-    score = [sys.executable, "-m", "dramaturg", "eval", str(run_dir), "--env", env_id, "--env-kwargs",
+    score = ["eval", str(run_dir), "--env", env_id, "--env-kwargs",
              json.dumps(score_kwargs), "--episodes", str(episodes), "--seed", "100000", "--json"]
     # fmt: on
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     t0 = time.perf_counter()
-    for argv in (train, score):
-        proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    dramaturg_cli(train)
+    report = json.loads(dramaturg_cli(score).strip().splitlines()[-1])
     summary = json.loads((run_dir / "summary.json").read_text())
     return {
         "setting": name,
@@ -125,14 +122,6 @@ def run_one(name: str, seed: int, steps: dict, scale: float, episodes: int, run_
         "train_s": summary["train_time_s"],
         "wall_s": time.perf_counter() - t0,
     }
-
-
-def pooled_std(a: list[float], b: list[float]) -> float:
-    return (
-        ((statistics.variance(a) + statistics.variance(b)) / 2) ** 0.5
-        if len(a) > 1 and len(b) > 1
-        else 0.0
-    )
 
 
 def report(results: list[dict], seeds: list[int]) -> tuple[str, bool]:

@@ -20,7 +20,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 PEAK, PEAK_WIDTH, HILL, HILL_WIDTH = 0.75, 0.08, 0.5, 0.3
 SUCCESS = 0.9  # reward of an action within about 0.04 of an optimum
 
@@ -75,13 +76,10 @@ TASK_FLAGS = {"bandit": BANDIT, "pendulum": PENDULUM}
 def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
     task, flags = SETTINGS[name]
     run_dir = run_root / f"{name}-{seed}"
-    argv = [sys.executable, "-m", "dramaturg", "train", "sac", *COMMON, *TASK_FLAGS[task], *flags, "--seed", str(seed),
+    argv = ["train", "sac", *COMMON, *TASK_FLAGS[task], *flags, "--seed", str(seed),
             "--total-steps", str(steps), "--eval-every", str(steps), "--run-dir", str(run_dir)]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     summary = json.loads((run_dir / "summary.json").read_text())
     return {"setting": name, "task": task, "seed": seed, "steps": steps, "return": summary["final_eval"]["mean_return"],
             "train_s": summary["train_time_s"], "wall_s": time.perf_counter() - t0}

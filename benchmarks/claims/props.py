@@ -31,13 +31,14 @@ import csv
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 PROBS = [0.4, 0.25, 0.15, 0.12, 0.08]
@@ -143,9 +144,6 @@ def fixed_target_table(
 def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
     run_dir = run_root / f"{name}-{seed}"
     argv = [
-        sys.executable,
-        "-m",
-        "dramaturg",
         "train",
         "props",
         *COMMON,
@@ -159,10 +157,7 @@ def run_one(name: str, seed: int, steps: int, run_root: Path) -> dict:
         "--no-preset",
     ]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     series = lambda key: [float(r["value"]) for r in rows if r["key"] == key]  # noqa: E731

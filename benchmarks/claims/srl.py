@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -34,7 +33,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 INTERVALS = (1, 2, 4, 8, 16)
 # rl-zoo3's SAC Pendulum-v1 entry (lr 1e-3) with 64x64 networks for both
 COMMON = ["--env", "Pendulum-v1", "--learning-rate", "1e-3", "--net-arch", "64,64", "--eval-episodes", "10",
@@ -48,13 +49,10 @@ SETTINGS = {
 def run_one(name: str, seed: int, steps: int, episodes: int, run_root: Path) -> dict:
     algo, flags = SETTINGS[name]
     run_dir = run_root / f"{name}-{seed}"
-    argv = [sys.executable, "-m", "dramaturg", "train", algo, *COMMON, *flags, "--seed", str(seed),
+    argv = ["train", algo, *COMMON, *flags, "--seed", str(seed),
             "--total-steps", str(steps), "--eval-every", str(steps), "--run-dir", str(run_dir)]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     import dramaturg
     from dramaturg.algos.srl import interval_returns
     from dramaturg.envs.factory import env_factory

@@ -33,7 +33,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,8 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
 
 
 def response_matrix(gain: float = 0.5, phase_offset: float = 0.6, tunes: tuple[float, float] = (0.9, 0.7)) -> np.ndarray:
@@ -146,13 +146,10 @@ def test_policy(run_dir: Path, machine: dict, episodes: int) -> tuple[float, flo
 
 def run_one(name: str, seed: int, steps: int, episodes: int, run_root: Path) -> dict:
     run_dir = run_root / f"{name}-{seed}"
-    argv = [sys.executable, "-m", "dramaturg", "train", "sac", *SAC, *SETTINGS[name], "--seed", str(seed),
+    argv = ["train", "sac", *SAC, *SETTINGS[name], "--seed", str(seed),
             "--total-steps", str(steps), "--eval-every", str(steps), "--run-dir", str(run_dir), "--no-preset"]
     t0 = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+    dramaturg_cli(argv)
     tests = {m: test_policy(run_dir, kwargs, episodes) for m, kwargs in MACHINES.items()}
     return {"setting": name, "seed": seed, "steps": steps, "tests": tests, "wall_s": time.perf_counter() - t0}
 

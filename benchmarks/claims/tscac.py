@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # claim_tools.py, also when imported as a module
+from claim_tools import ROOT, dramaturg_cli  # noqa: E402
+
 sys.path.insert(0, str(ROOT))
 
 ENV = "dramaturg.envs.recsys:RecommendationCMDP"
@@ -67,12 +67,9 @@ def run_one(algo: str, label: str, extra: list[str], seed: int, args, run_root: 
         flags = (
             f"--seed {seed} --total-steps {args.steps} --eval-every {args.steps} --log-every 4096"
         )
-        argv = [sys.executable, "-m", "dramaturg", "train", algo, *COMMON, *PPO_SETTINGS, *extra]
+        argv = ["train", algo, *COMMON, *PPO_SETTINGS, *extra]
         argv += [*flags.split(), "--run-dir", str(run_dir)]
-        env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-        proc = subprocess.run(argv, check=False, cwd=ROOT, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed:\n{proc.stderr[-2000:]}")
+        dramaturg_cli(argv)
     ret, costs = evaluate_with_costs(run_dir, args.episodes, seed=10_000 + seed)
     wall = time.perf_counter() - t0
     return {"algo": algo, "setting": label, "seed": seed, "return": ret, "cost_like": costs[0],
