@@ -52,7 +52,7 @@ def read_run_config(run_dir: str | Path) -> dict[str, Any]:
 
 
 def check_run_env(run_dir: str | Path, record: dict[str, Any], allow_import: Collection[str]) -> None:
-    """The environment a run folder's config names may import only dramaturg and `allow_import`."""
+    """The environment a run folder's config names may import only dramaturg.envs and `allow_import`."""
     from dramaturg.envs.factory import check_recorded_env
 
     cfg = record["config"]
@@ -118,7 +118,7 @@ def evaluate_run(
     """(environment id, returns) of `episodes` episodes of the run's final policy, on the
     environment it trained on (its kwargs, or `env_kwargs`), or on `env` with the same spaces.
 
-    The environment config.json names may import only dramaturg and `allow_import` (building it
+    The environment config.json names may import only dramaturg.envs and `allow_import` (building it
     runs the code it names); one named by the caller is the caller's choice. An environment whose
     spaces differ from the run's is refused before any episode runs.
     """

@@ -137,6 +137,21 @@ def test_kwargs_from_a_file_are_checked_when_the_command_line_names_the_environm
     assert not sentinel.exists() and not (tmp_path / "new").exists()
 
 
+def test_dramaturg_code_outside_its_environments_is_not_trusted(finished_run: Path, tmp_path: Path, monkeypatch, capsys):
+    """`dramaturg.cli:main` named as the environment would run a command line from the file, whose
+    `--env=module:Name` (one string, not of the checked shape) imports that module."""
+    run = tmp_path / "ppo"
+    shutil.copytree(finished_run, run)
+    sentinel = tmp_path / "pwned"
+    (tmp_path / "planted_cli_payload.py").write_text(f"open({str(sentinel)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    _planted_env(run, "dramaturg.cli:main", {"argv": ["train", "ppo", "--env=planted_cli_payload:Env", "--total-steps", "1"]})
+    for argv in (["eval", str(run), "--episodes", "1"], ["train", "--resume", str(run)]):
+        assert main(argv) == 2
+        assert "imports 'dramaturg.cli'" in capsys.readouterr().err
+    assert not sentinel.exists() and "planted_cli_payload" not in sys.modules
+
+
 @pytest.mark.parametrize("env", ["planted_payload:x-1", "planted_payload:Env-v0", "planted_payload.sub:"])
 def test_a_module_named_in_any_shape_is_not_imported(finished_run: Path, tmp_path: Path, env: str, monkeypatch, capsys):
     """Not only package.module:Name: a name that is no identifier must not get its module imported
@@ -180,3 +195,6 @@ def test_imported_modules_finds_every_import_outside_dramaturg():
         "mypkg.envs", "a.b"
     ]
     assert imported_modules("not a spec: at all", {"url": "http://host:80"}) == []
+    assert imported_modules("dramaturg.cli:main", {"argv": []}) == ["dramaturg.cli"]
+    assert imported_modules("dramaturg:train", {}) == ["dramaturg"]
+    assert imported_modules("dramaturg.envsx:Env", {}) == ["dramaturg.envsx"]

@@ -24,6 +24,7 @@ class EnvError(ValueError):
 # package.module:Name, the one form env_factory imports; imported_modules finds exactly these, so
 # that what a file names is checked by the same rule that would build it
 _IMPORT_SPEC = re.compile(r"^([A-Za-z_][\w.]*):([A-Za-z_]\w*)$")
+_ENV_MODULE = re.compile(r"^dramaturg\.envs(\.[\w.]+)?$")  # code a file may name without --allow-import
 
 
 def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[[], gym.Env]:
@@ -49,14 +50,16 @@ def env_factory(env: str, env_kwargs: dict[str, Any] | None = None) -> Callable[
 
 
 def imported_modules(env: str, env_kwargs: Any = None) -> list[str]:
-    """The modules outside dramaturg that building `env` with `env_kwargs` imports by name: `env`'s
-    own and those of any `package.module:Name` inside the kwargs (wrappers build those too)."""
+    """The modules outside dramaturg's environments that building `env` with `env_kwargs` imports by
+    name: `env`'s own and those of any `package.module:Name` inside the kwargs (wrappers build those
+    too). The rest of dramaturg counts as outside: `dramaturg.cli:main` named as an environment would
+    run a command line from the file (one that imports a module in a shape no check sees)."""
     found: list[str] = []
 
     def visit(value: Any) -> None:
         if isinstance(value, str):
             match = _IMPORT_SPEC.match(value)
-            if match and match.group(1).split(".")[0] != "dramaturg" and match.group(1) not in found:
+            if match and not _ENV_MODULE.match(match.group(1)) and match.group(1) not in found:
                 found.append(match.group(1))
         elif isinstance(value, dict):
             for item in value.values():
