@@ -1,7 +1,7 @@
 """The benchmark suite `dramaturg bench` runs: raw environment speed, then time to solve against
 the peers, in one run.
 
-    python benchmarks/suite.py                      # everything: PPO on 10 seeds, SAC on 3 (~30-40 min)
+    python benchmarks/suite.py                      # everything: PPO on 10 seeds, SAC on 3
     python benchmarks/suite.py --quick              # one seed, native contestants only vs SB3
     python benchmarks/suite.py --seeds 1,2 --json bench.json
 """
